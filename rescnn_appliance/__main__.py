@@ -1,0 +1,3 @@
+from rescnn_appliance.cli import main
+
+raise SystemExit(main())
