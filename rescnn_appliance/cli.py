@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # helpers of a command, not commands
+            continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.add_parser(sub)
     return parser

@@ -1,0 +1,98 @@
+"""``rescnn-appliance models``: train, evaluate, export and check the two face models.
+
+Example::
+
+    $ rescnn-appliance models train-ecnn --epochs 30 --time-budget 95 --resume
+    $ rescnn-appliance models evaluate --npz ../shared/data/fer2013/fer2013_trainval.npz --perturb all --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from rescnn_appliance.config import ConfigError, Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("RESCNN_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+    p.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: checkpoints/<task>)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--batch-size", type=int, default=batch)
+    p.add_argument("--precision", choices=("fp32", "mixed"), default="fp32",
+                   help="mixed: autocast float16 on CUDA, bfloat16 on CPU")
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="MIN",
+                   help="stop at an epoch boundary before this many minutes; continue with --resume")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training faces")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="train, evaluate and export the face models")
+    msub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    msub.required = True
+
+    p = msub.add_parser("train-ecnn", help="train the 7-class emotion CNN")
+    p.add_argument("--data", type=Path, default=None,
+                   help="FER-layout npz, fer2013.csv or image folder (default: shared fer2013_trainval.npz)")
+    _train_args(p, epochs=30, lr=0.05, batch=128)
+    p.set_defaults(func=_train_ecnn)
+
+    p = msub.add_parser("train-va", help="train the MobileNetV3-Small valence/arousal regressor")
+    p.add_argument("--fer", type=Path, default=None, help="FER-layout npz with FER+ votes")
+    p.add_argument("--affectnet", type=Path, default=None, help="AffectNet-layout npz")
+    p.add_argument("--input-size", type=int, default=64, choices=range(48, 113), metavar="48..112")
+    _train_args(p, epochs=20, lr=0.03, batch=64)
+    p.set_defaults(func=_train_va)
+
+    from rescnn_appliance.commands import _models_eval  # noqa: PLC0415  (keeps this file short)
+
+    _models_eval.add_actions(msub)
+
+
+def _config(args: argparse.Namespace, task: str, input_size: int = 48):
+    from rescnn_appliance.training.train import TrainConfig
+
+    return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                       precision=args.precision, time_budget_min=args.time_budget, threads=args.threads,
+                       limit=args.limit, seed=args.seed, input_size=input_size)
+
+
+def _existing(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ConfigError(f"{path}: {what} not found (pass its path, or set RESCNN_DATA)")
+    return path
+
+
+def _train_ecnn(args: argparse.Namespace, settings: Settings) -> int:
+    from rescnn_appliance.training.recipes import train_ecnn
+
+    data = _existing(args.data or default_data_dir() / "fer2013" / "fer2013_trainval.npz", "FER data")
+    history = train_ecnn(data, args.out or REPO / "checkpoints" / "ecnn", _config(args, "ecnn"), args.resume)
+    best = history["best"] or {}
+    print(f"ECNN best val accuracy {best.get('accuracy', float('nan')):.4f} at epoch {best.get('epoch')}")
+    return 0
+
+
+def _train_va(args: argparse.Namespace, settings: Settings) -> int:
+    from rescnn_appliance.training.recipes import train_va
+
+    base = default_data_dir()
+    fer = _existing(args.fer or base / "fer2013" / "fer2013_trainval.npz", "FER data")
+    aff = _existing(args.affectnet or base / "affectnet_va" / "affectnet_va_dev.npz", "AffectNet data")
+    history = train_va(fer, aff, args.out or REPO / "checkpoints" / "va", _config(args, "va", args.input_size),
+                       args.resume)
+    best = history["best"] or {}
+    print(f"VA best val CCC valence {best.get('ccc_valence', float('nan')):.3f} "
+          f"arousal {best.get('ccc_arousal', float('nan')):.3f} at epoch {best.get('epoch')}")
+    return 0
