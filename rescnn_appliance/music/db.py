@@ -1,0 +1,258 @@
+"""The music database: SQLAlchemy 2.x models and an engine set up for a small appliance.
+
+SQLite in WAL mode with foreign keys on and a busy timeout. The schema is owned by Alembic
+(``migrations/`` at the top of the repository); :func:`open_engine` upgrades an existing file to
+head after copying it aside (``<db>.bak-<old revision>``) with SQLite's online backup.
+
+A write that still finds the database locked after the busy timeout raises
+:class:`DatabaseBusy`, so the caller (the appliance's event loop) can queue and retry.
+
+Example::
+
+    >>> engine = open_engine(tmp_path / "library.sqlite")          # doctest: +SKIP
+    >>> with Session(engine) as s:                                 # doctest: +SKIP
+    ...     s.add(User(name="ana")); s.commit()
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import (
+    Float, ForeignKey, Index, Integer, String, Text, create_engine, event, inspect,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 5.0
+FEEDBACK_KINDS = ("like", "skip", "complete", "never")
+TRACK_STATUSES = ("ok", "error", "missing")
+VA_SOURCES = ("tags", "csv", "audio")
+
+
+class DatabaseBusy(Exception):
+    """The database stayed locked by another writer past the busy timeout; retry later."""
+
+
+class MigrationError(Exception):
+    """The schema could not be brought to head; the message names the database file."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    """A listener in the household; deleting one deletes their feedback and plays."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Track(Base):
+    """One audio file found by a scan, with where its valence/arousal came from."""
+
+    __tablename__ = "tracks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    title: Mapped[Optional[str]] = mapped_column(Text)
+    artist: Mapped[Optional[str]] = mapped_column(Text)
+    album: Mapped[Optional[str]] = mapped_column(Text)
+    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    valence: Mapped[Optional[float]] = mapped_column(Float)
+    arousal: Mapped[Optional[float]] = mapped_column(Float)
+    va_source: Mapped[Optional[str]] = mapped_column(String(8))  # tags | csv | audio
+    mood: Mapped[Optional[str]] = mapped_column(String(16))
+    size: Mapped[Optional[int]] = mapped_column(Integer)
+    mtime: Mapped[Optional[float]] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(8), default="ok")  # ok | error | missing
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    scanned_at: Mapped[Optional[datetime]] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """A like, skip, complete or never-again, with the listener's state at that moment."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    valence: Mapped[Optional[float]] = mapped_column(Float)
+    arousal: Mapped[Optional[float]] = mapped_column(Float)
+    mood: Mapped[Optional[str]] = mapped_column(String(16))
+    __table_args__ = (Index("ix_feedback_user", "user_id"), Index("ix_feedback_track", "track_id"))
+
+
+class Play(Base):
+    """One play of a track and how it ended (complete, skip, error, stopped)."""
+
+    __tablename__ = "plays"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_how: Mapped[Optional[str]] = mapped_column(String(16))
+    __table_args__ = (Index("ix_plays_user", "user_id"),)
+
+
+class MoodModelRow(Base):
+    """A fitted K-means mood model: centroids named by mood, as JSON."""
+
+    __tablename__ = "mood_models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    n_tracks: Mapped[int] = mapped_column(Integer)
+    centroids_json: Mapped[str] = mapped_column(Text)
+
+
+class ImportedVA(Base):
+    """Valence/arousal from a user's CSV, matched to tracks by path or by artist and title."""
+
+    __tablename__ = "imported_va"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[Optional[str]] = mapped_column(Text, index=True)
+    artist_key: Mapped[Optional[str]] = mapped_column(Text)
+    title_key: Mapped[Optional[str]] = mapped_column(Text)
+    valence: Mapped[float] = mapped_column(Float)
+    arousal: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(Text)  # "FILE.csv:LINE"
+    __table_args__ = (Index("ix_imported_va_artist_title", "artist_key", "title_key"),)
+
+
+class AppState(Base):
+    """Small key-value store for resume after reboot (active user, volume, last track)."""
+
+    __tablename__ = "app_state"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # JSON
+
+
+def migrations_dir() -> Path:
+    """The Alembic script directory: inside the package if installed there, else the repo's."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parent.parent / "migrations", here.parents[2] / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise MigrationError(f"Alembic migrations not found beside {here.parents[2]}")
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def make_engine(path: Path | str) -> Engine:
+    """An engine on ``path`` with WAL, foreign keys and a busy timeout; no migration."""
+    engine = create_engine(
+        f"sqlite:///{Path(path)}",
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+    )
+    event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def current_revision(engine: Engine) -> Optional[str]:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def _backup(engine: Engine, path: Path, revision: Optional[str]) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.with_name(f"{path.name}.bak-{revision or 'none'}-{stamp}")
+    raw = engine.raw_connection()
+    try:
+        target = sqlite3.connect(str(dest))
+        with target:
+            raw.driver_connection.backup(target)
+        target.close()
+    finally:
+        raw.close()
+    return dest
+
+
+def upgrade(engine: Engine, path: Path, revision: str = "head") -> None:
+    from alembic import command
+
+    cfg = alembic_config(str(engine.url))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config(str(engine.url))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def open_engine(path: Path | str) -> Engine:
+    """Open (creating if needed) the database at ``path`` and bring its schema to head.
+
+    An existing database behind head is first copied aside to ``<name>.bak-<rev>-<time>``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists() and path.stat().st_size > 0
+    engine = make_engine(path)
+    try:
+        rev = current_revision(engine)
+        head = head_revision()
+        if rev != head:
+            if existed and (rev is not None or inspect(engine).get_table_names()):
+                dest = _backup(engine, path, rev)
+                log.info("copied %s to %s before migrating %s -> %s", path, dest, rev, head)
+            upgrade(engine, path)
+    except OperationalError as exc:
+        engine.dispose()
+        if "locked" in str(exc):
+            raise DatabaseBusy(f"{path}: database is locked by another process") from None
+        raise MigrationError(f"{path}: cannot migrate database: {exc.orig}") from None
+    except (sqlite3.DatabaseError, DatabaseError) as exc:
+        engine.dispose()
+        why = getattr(exc, "orig", None) or exc
+        raise MigrationError(f"{path}: not a usable SQLite database ({why})") from None
+    return engine
+
+
+def is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc).lower()

@@ -1,0 +1,270 @@
+"""Pick the next track for a listener: 70% mood fit, 30% what this household has liked.
+
+``score = mood_weight * mood_fit + history_weight * history`` (``settings.recommend``), where
+
+- ``mood_fit`` (0..1) = 0.6 x closeness of the track to the target in the valence/arousal plane
+  (Gaussian, sigma 0.35) + 0.4 x (the track is in the target's mood cluster);
+- ``history`` (0..1, 0.5 = nothing known) blends the user's own feedback on the track (50%) and on
+  its artist (25%) with item-item collaborative filtering over every household user's feedback
+  (25%). Like +1, complete +0.4, skip -0.6; feedback given in the target mood counts fully, in
+  other moods 35%, so what someone likes when calm matters most when they are calm again.
+
+Never-again tracks never return for that user; the last ``no_repeat`` choices are not repeated;
+with probability ``explore`` the pick is limited to tracks the user has not heard. A new user
+(no history) gets pure mood fit. Feedback recorded through the library reaches the recommender at
+once (it listens), so the very next choice reflects it.
+
+Target policy (``settings.playback.target``): ``mirror`` aims at the listener's own
+valence/arousal; ``uplift`` starts there and moves ``uplift_step`` per track toward
+(``goal_valence``, ``goal_arousal``), restarting from the listener when they drift away.
+
+Example::
+
+    >>> rec = Recommender(lib, settings.recommend, settings.playback)      # doctest: +SKIP
+    >>> choice = rec.next_track("ana", valence=-0.4, arousal=-0.3)        # doctest: +SKIP
+    >>> choice.reason                                                      # doctest: +SKIP
+    'sad; you liked this artist twice'
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import numpy as np
+from sqlalchemy import select
+
+from rescnn_appliance.mood import MOODS, MoodModel
+from rescnn_appliance.music.db import Feedback, Play, Track, User
+from rescnn_appliance.music.library import Library
+
+KIND_WEIGHT = {"like": 1.0, "complete": 0.4, "skip": -0.6}
+OTHER_MOOD_SHARE = 0.35
+SIGMA = 0.35
+N_SLOTS = len(MOODS) + 1  # one per mood, plus feedback given with no mood
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The next track and why it was picked."""
+
+    track_id: int
+    path: str
+    title: str
+    artist: str
+    mood: str
+    score: float
+    reason: str
+
+
+class _UserPrefs:
+    """One user's feedback folded into arrays over tracks and artists, per mood."""
+
+    def __init__(self, n_tracks: int, n_artists: int) -> None:
+        self.track = np.zeros((N_SLOTS, n_tracks), np.float32)
+        self.artist = np.zeros((N_SLOTS, n_artists), np.float32)
+        self.track_likes = np.zeros(n_tracks, np.int32)
+        self.artist_likes = np.zeros(n_artists, np.int32)
+        self.never = np.zeros(n_tracks, bool)
+        self.heard = np.zeros(n_tracks, bool)
+        self.any = False
+
+
+class Recommender:
+    """Scores every usable track for a user and target mood; see the module docstring."""
+
+    def __init__(self, lib: Library, recommend: Mapping[str, Any], playback: Mapping[str, Any],
+                 seed: Optional[int] = None) -> None:
+        self.lib = lib
+        self.mood_weight = float(recommend["mood_weight"])
+        self.history_weight = float(recommend["history_weight"])
+        self.no_repeat = int(recommend["no_repeat"])
+        self.explore = float(recommend["explore"])
+        self.target = str(playback["target"])
+        self.goal = np.array([playback["goal_valence"], playback["goal_arousal"]], float)
+        self.step = float(playback["uplift_step"])
+        self.rng = np.random.default_rng(seed)
+        self._revision = -1
+        self._recent: dict[int, deque] = {}
+        self._uplift: dict[int, np.ndarray] = {}
+        lib.add_listener(self._on_feedback)
+
+    # --- loading ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload tracks and all feedback from the database."""
+        lib = self.lib
+        self.model: MoodModel = lib.mood_model()
+        with lib.session() as s:
+            rows = s.execute(select(Track.id, Track.path, Track.title, Track.artist,
+                                    Track.valence, Track.arousal, Track.mood).where(
+                Track.status == "ok", Track.valence.is_not(None)).order_by(Track.id)).all()
+            fb = s.execute(select(Feedback.user_id, Feedback.track_id, Feedback.kind,
+                                  Feedback.mood)).all()
+            self._user_ids = {n: i for i, n in s.execute(select(User.id, User.name))}
+            plays = s.execute(select(Play.user_id, Play.track_id).order_by(Play.id.desc())
+                              .limit(200 * max(1, self.no_repeat))).all()
+        self.ids = np.array([r[0] for r in rows], np.int64)
+        self.index = {tid: i for i, tid in enumerate(self.ids.tolist())}
+        self.paths = [r[1] for r in rows]
+        self.titles = [r[2] or "" for r in rows]
+        self.artists = [r[3] or "" for r in rows]
+        self.va = np.array([(r[4], r[5]) for r in rows], np.float32).reshape(-1, 2)
+        mood_of = {m: i for i, m in enumerate(MOODS)}
+        self.moods = np.array([mood_of[r[6]] if r[6] in mood_of else
+                               int(self.model.mood_index(r[4], r[5])) for r in rows], np.int8)
+        artist_keys: dict[str, int] = {}
+        art = []
+        for i, a in enumerate(self.artists):
+            k = " ".join(a.casefold().split()) or f"\0{i}"  # untagged tracks: no shared artist
+            art.append(artist_keys.setdefault(k, len(artist_keys)))
+        self.artist_idx = np.array(art, np.int64)
+        self.n_artists = len(artist_keys)
+        self._prefs: dict[int, _UserPrefs] = {}
+        self._cf_rows: dict[int, int] = {}
+        self._cf = np.zeros((0, len(rows)), np.float32)
+        for uid, tid, kind, mood in fb:
+            self._apply(uid, tid, kind, mood)
+        self._recent = {}
+        for uid, tid in reversed(plays):
+            if uid is not None and tid in self.index:
+                self._recent_for(uid).append(tid)
+        self._revision = lib.tracks_revision
+
+    def _prefs_for(self, uid: int) -> _UserPrefs:
+        p = self._prefs.get(uid)
+        if p is None:
+            p = self._prefs[uid] = _UserPrefs(len(self.ids), self.n_artists)
+            self._cf_rows[uid] = len(self._cf)
+            self._cf = np.vstack([self._cf, np.zeros((1, len(self.ids)), np.float32)])
+        return p
+
+    def _recent_for(self, uid: int) -> deque:
+        return self._recent.setdefault(uid, deque(maxlen=max(1, self.no_repeat)))
+
+    def _apply(self, uid: int, tid: int, kind: str, mood: Optional[str]) -> None:
+        i = self.index.get(tid)
+        if i is None:
+            return
+        p = self._prefs_for(uid)
+        p.heard[i] = True
+        p.any = True
+        if kind == "never":
+            p.never[i] = True
+            return
+        w = KIND_WEIGHT.get(kind, 0.0)
+        slot = MOODS.index(mood) if mood in MOODS else len(MOODS)
+        a = self.artist_idx[i]
+        p.track[slot, i] += w
+        p.artist[slot, a] += w
+        if kind == "like":
+            p.track_likes[i] += 1
+            p.artist_likes[a] += 1
+        self._cf[self._cf_rows[uid], i] = np.tanh(p.track[:, i].sum())
+
+    def _on_feedback(self, uid: int, tid: int, kind: str, mood: Optional[str]) -> None:
+        if self._revision == self.lib.tracks_revision:
+            self._apply(uid, tid, kind, mood)
+
+    # --- choosing -----------------------------------------------------------------------
+
+    def _target_for(self, uid: int, valence: float, arousal: float) -> np.ndarray:
+        listener = np.array([valence, arousal], float)
+        if self.target != "uplift":
+            return listener
+        pos = self._uplift.get(uid)
+        if pos is None or np.linalg.norm(pos - listener) > 2 * self.step \
+                or np.linalg.norm(listener - self.goal) < np.linalg.norm(pos - self.goal):
+            pos = listener
+        gap = self.goal - pos
+        dist = float(np.linalg.norm(gap))
+        self._uplift[uid] = pos + (gap if dist <= self.step else gap * self.step / dist)
+        return pos
+
+    def _cf_scores(self, uid: int) -> np.ndarray:
+        """Item-item CF: cosine similarity of track columns over users, applied to u's row."""
+        R = self._cf
+        if len(R) < 2:
+            return np.zeros(R.shape[1], np.float32)
+        norms = np.sqrt((R * R).sum(axis=0)) + 1e-6
+        Rn = R / norms
+        mine = R[self._cf_rows[uid]]
+        rated = (mine != 0).astype(np.float32)
+        num = Rn.T @ (Rn @ mine)
+        den = np.abs(Rn).T @ (np.abs(Rn) @ rated) + 1e-6
+        return np.clip(num / den, -1.0, 1.0)
+
+    def next_track(self, user: Optional[str], valence: float, arousal: float) -> Optional[Choice]:
+        """The best track now for ``user`` (None: a guest with no history); None if no tracks."""
+        if self._revision != self.lib.tracks_revision:
+            self.refresh()
+        if not len(self.ids):
+            return None
+        uid = self._user_ids.get(user, -1) if user else -1
+        if user and uid == -1:
+            self.refresh()
+            uid = self._user_ids.get(user, -1)
+        target = self._target_for(uid, float(valence), float(arousal))
+        m = int(self.model.mood_index(target[0], target[1]))
+        d2 = ((self.va - target.astype(np.float32)) ** 2).sum(axis=1)
+        mood_fit = 0.6 * np.exp(-d2 / (2 * SIGMA**2)) + 0.4 * (self.moods == m)
+
+        p = self._prefs.get(uid)
+        if p is not None and p.any:
+            t_pref = p.track[m] + OTHER_MOOD_SHARE * (p.track.sum(axis=0) - p.track[m])
+            a_pref = p.artist[m] + OTHER_MOOD_SHARE * (p.artist.sum(axis=0) - p.artist[m])
+            own_t = np.tanh(t_pref)
+            own_a = np.tanh(0.5 * a_pref)[self.artist_idx]
+            cf = self._cf_scores(uid)
+            history = 0.5 * own_t + 0.25 * own_a + 0.25 * cf
+        else:
+            own_t = own_a = cf = None
+            history = np.zeros(len(self.ids), np.float32)
+        score = self.mood_weight * mood_fit + self.history_weight * (history + 1.0) / 2.0
+        score = score + self.rng.uniform(0.0, 0.02, len(score))
+
+        allowed = np.ones(len(score), bool)
+        if p is not None:
+            allowed &= ~p.never
+        recent = self._recent.get(uid)
+        if recent:
+            blocked = [self.index[t] for t in recent if t in self.index]
+            trial = allowed.copy()
+            trial[blocked] = False
+            if trial.any():
+                allowed = trial
+        if not allowed.any():
+            return None
+        exploring = False
+        if self.explore > 0 and self.rng.random() < self.explore:
+            fresh = allowed & (~p.heard if p is not None else True)
+            if fresh.any():
+                allowed, exploring = fresh, True
+        i = int(np.argmax(np.where(allowed, score, -np.inf)))
+        self._recent_for(uid).append(int(self.ids[i]))
+        reason = self._reason(i, m, p, own_t, cf, exploring, target)
+        return Choice(int(self.ids[i]), self.paths[i], self.titles[i], self.artists[i],
+                      MOODS[int(self.moods[i])], float(score[i]), reason)
+
+    def _reason(self, i: int, m: int, p: Optional[_UserPrefs], own_t, cf, exploring: bool,
+                target: np.ndarray) -> str:
+        parts = [MOODS[int(self.moods[i])]]
+        if self.target == "uplift" and MOODS[m] != self.model.mood_of(*self.goal):
+            parts[0] += f", on the way to {self.model.mood_of(*self.goal)}"
+        if p is not None and p.track_likes[i] > 0 and own_t is not None and own_t[i] > 0:
+            n = int(p.track_likes[i])
+            parts.append("you liked this track" + ("" if n == 1 else f" {_times(n)}"))
+        elif p is not None and p.artist_likes[self.artist_idx[i]] > 0:
+            parts.append(f"you liked this artist {_times(int(p.artist_likes[self.artist_idx[i]]))}")
+        elif cf is not None and cf[i] > 0.2:
+            parts.append("liked by listeners with your taste")
+        elif exploring:
+            parts.append("something new for you")
+        else:
+            parts.append("close to your mood")
+        return "; ".join(parts)
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
