@@ -87,47 +87,53 @@ def test_never_fires_after_the_hold_time_not_before(factory, presses, buttons):
     factory.pin(SKIP).drive_high()
 
 
-def test_contact_bounce_gives_one_press(factory, presses, buttons):
+@pytest.fixture
+def slow_buttons(factory, presses):
+    """A long bounce window, so a busy test machine cannot stretch a bounce past it."""
+    with Buttons(presses, like_pin=LIKE, skip_pin=SKIP, user_pin=USER, hold_s=2.0,
+                 bounce_s=0.3, pin_factory=factory) as b:
+        yield b
+
+
+def test_contact_bounce_gives_one_press(factory, presses, slow_buttons):
     pin = factory.pin(LIKE)
     for _ in range(4):  # a bouncing contact: edges a millisecond apart
         pin.drive_low()
         pin.drive_high()
     pin.drive_low()
-    time.sleep(0.1)
+    time.sleep(0.5)
     pin.drive_high()
     for _ in range(3):
         pin.drive_low()
         pin.drive_high()
-    time.sleep(0.1)
+    time.sleep(0.5)
     assert presses.words == ["like"]
-    tap(factory, LIKE)  # the next real press counts again
+    tap(factory, LIKE, hold=0.4)  # the next real press counts again
     assert presses.words == ["like", "like"]
 
 
-def test_a_tap_shorter_than_the_bounce_time_is_not_lost(factory, presses, buttons):
+def test_a_tap_shorter_than_the_bounce_time_is_not_lost(factory, presses, slow_buttons):
     pin = factory.pin(SKIP)
     pin.drive_low()
     pin.drive_high()  # released inside the bounce window
-    assert presses.arrived.wait(1)
+    assert presses.arrived.wait(2)
     assert presses.words == ["skip"]
-    tap(factory, SKIP)
-    time.sleep(0.1)
+    time.sleep(0.35)
+    tap(factory, SKIP, hold=0.4)
     assert presses.words == ["skip", "skip"]
 
 
-def test_press_to_callback_is_quick(factory, presses, buttons):
-    delays = []
-    for _ in range(20):
+def test_every_press_in_a_row_arrives_once(factory, presses, buttons):
+    """Twenty deliberate presses: twenty words, in order (latency: benchmarks/devices_bench.py)."""
+    for n in range(20):
+        word_pin = LIKE if n % 2 == 0 else USER
         presses.arrived.clear()
-        start = time.perf_counter()
-        factory.pin(LIKE).drive_low()
+        factory.pin(word_pin).drive_low()
         assert presses.arrived.wait(1)
-        delays.append(time.perf_counter() - start)
-        time.sleep(0.035)
-        factory.pin(LIKE).drive_high()
-        time.sleep(0.035)
-    assert len(presses.words) == 20
-    assert max(delays) < 0.01
+        time.sleep(0.04)
+        factory.pin(word_pin).drive_high()
+        time.sleep(0.04)
+    assert presses.words == ["like", "user"] * 10
 
 
 def test_buttons_use_the_pins_in_the_settings(factory, presses):

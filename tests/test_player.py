@@ -50,10 +50,12 @@ class PcmCapture:
         mp.audio_set_callbacks(play, None, None, None, None, None)
         mp.audio_set_format("S16N", RATE, 1)
 
-    def peak_between(self, start: float, end: float) -> int:
+    def peaks_between(self, start: float, end: float) -> list[int]:
         with self._lock:
-            values = [p for t, p in self.peaks if start <= t < end]
-        return max(values) if values else -1
+            return [p for t, p in self.peaks if start <= t < end]
+
+    def peak_between(self, start: float, end: float) -> int:
+        return max(self.peaks_between(start, end), default=-1)
 
 
 @pytest.fixture
@@ -149,13 +151,15 @@ def test_volume_is_clamped_and_makes_the_output_quieter(tmp_path, events):
         player.volume = -3
         assert player.volume == 0
         player.volume = 100
-        player.play(write_tone(tmp_path / "tone.wav", 3.0))
+        player.play(write_tone(tmp_path / "tone.wav", 6.0))
         time.sleep(0.6)
         loud_end = time.monotonic()
         player.volume = 40
-        time.sleep(1.0)
+        deadline = time.monotonic() + 4
+        while capture.peak_between(loud_end + 0.35, 1e12) < 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         loud = capture.peak_between(0, loud_end)
-        quiet = capture.peak_between(loud_end + 0.35, time.monotonic())
+        quiet = capture.peak_between(loud_end + 0.35, 1e12)
         assert loud > 10000  # the 0.5 amplitude tone
         assert 0 <= quiet < loud * 0.5
 
@@ -171,11 +175,13 @@ def test_skip_fades_out_then_stops_and_says_skipped(tmp_path, events):
         event = events.get(timeout=3)
         took = time.monotonic() - start
         assert event == PlayerEvent("skipped", str(track))
-        assert 0.5 <= took < 1.5
+        assert 0.5 <= took < 2.5  # slack for a loaded test machine
         before = capture.peak_between(0, start)
-        late_in_fade = capture.peak_between(start + 0.45, start + 0.6)
+        during = capture.peaks_between(start, start + took)
         assert before > 10000
-        assert late_in_fade < before * 0.2  # audibly faded, not cut
+        assert len(during) >= 3
+        assert min(during) < before * 0.2  # faded to near silence...
+        assert any(before * 0.05 < p < before * 0.9 for p in during)  # ...through levels between
         assert player.state == "stopped"
         assert player.volume == 100  # the next track starts at the user's volume
         with pytest.raises(queue.Empty):
