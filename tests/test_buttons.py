@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -153,7 +154,7 @@ def test_the_same_pin_twice_is_refused(factory, presses):
 
 def rising_edges(pin) -> int:
     states = [s.state for s in pin.states]
-    return sum(1 for a, b in zip(states, states[1:]) if not a and b)
+    return sum(1 for a, b in itertools.pairwise(states) if not a and b)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import soundfile as sf
 
 vlc = pytest.importorskip("vlc")
 
-from rescnn_appliance.config import load_settings  # noqa: E402
-from rescnn_appliance.devices.player import NullPlayer, Player, PlayerEvent  # noqa: E402
+from rescnn_appliance.config import load_settings
+from rescnn_appliance.devices.player import NullPlayer, Player, PlayerEvent
 
 RATE = 16000
 
@@ -59,7 +59,7 @@ class PcmCapture:
 
 
 @pytest.fixture
-def events() -> "queue.Queue[PlayerEvent]":
+def events() -> queue.Queue[PlayerEvent]:
     return queue.Queue()
 
 
@@ -209,7 +209,7 @@ def test_player_takes_its_settings(events):
 
 
 def test_null_player_ends_tracks_pauses_and_skips():
-    events: "queue.Queue[PlayerEvent]" = queue.Queue()
+    events: queue.Queue[PlayerEvent] = queue.Queue()
     player = NullPlayer(on_event=events.put, track_s=0.3, fade_s=0.05)
     player.play("a.ogg")
     player.pause()

@@ -133,14 +133,14 @@ def test_under_systemd_logs_go_to_journald_with_fields(tmp_path):
     """Runs in a private mount namespace with a journald socket of our own at the real path."""
     pytest.importorskip("systemd.journal")
     unshare = shutil.which("unshare")
-    if unshare is None or subprocess.run([unshare, "-m", "true"]).returncode != 0:
+    if unshare is None or subprocess.run([unshare, "-m", "true"], check=False).returncode != 0:
         pytest.skip("needs unshare -m (root or user namespaces) to stand in for journald")
     script = tmp_path / "probe.py"
     script.write_text(JOURNAL_PROBE)
     env = {**os.environ, "JOURNAL_STREAM": "8:12345", "PYTHONPATH": REPO}
     result = subprocess.run(
         [unshare, "-m", "sh", "-c", f"mount -t tmpfs tmpfs /run && exec {sys.executable} {script}"],
-        env=env, capture_output=True, text=True, timeout=60)
+        env=env, check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["handler"] == "JournalHandler"

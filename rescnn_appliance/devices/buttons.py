@@ -19,7 +19,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal, Self
 
 ButtonWord = Literal["like", "skip", "never", "user"]
 PressCallback = Callable[[str], None]
@@ -122,7 +123,7 @@ class Buttons:
 
     @classmethod
     def from_settings(cls, settings: Any, on_press: PressCallback,
-                      pin_factory: Any = None) -> "Buttons":
+                      pin_factory: Any = None) -> Buttons:
         """Buttons on the pins in ``settings.buttons``."""
         b = settings.buttons
         return cls(on_press, like_pin=b.like_pin, skip_pin=b.skip_pin, user_pin=b.user_pin,
@@ -152,7 +153,7 @@ class Buttons:
             button.close()
         self._buttons = []
 
-    def __enter__(self) -> "Buttons":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,12 +185,12 @@ class StatusLed:
 
         self._led = LED(pin, pin_factory=pin_factory)
         self._face = False
-        self._patterns: "queue.Queue[list[tuple[bool, float]] | None]" = queue.Queue()
+        self._patterns: queue.Queue[list[tuple[bool, float]] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="status-led", daemon=True)
         self._worker.start()
 
     @classmethod
-    def from_settings(cls, settings: Any, pin_factory: Any = None) -> "StatusLed":
+    def from_settings(cls, settings: Any, pin_factory: Any = None) -> StatusLed:
         return cls(settings.buttons.led_pin, pin_factory=pin_factory)
 
     @property

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal, Self
 
 EventKind = Literal["end", "error", "skipped"]
 FADE_STEPS_PER_S = 25  # volume steps per second of fade: smooth to the ear, cheap on a Pi 3
@@ -42,7 +43,7 @@ EventCallback = Callable[[PlayerEvent], None]
 
 
 def _clamp_volume(volume: float) -> int:
-    return max(0, min(100, int(round(volume))))
+    return max(0, min(100, round(volume)))
 
 
 class Player:
@@ -96,7 +97,7 @@ class Player:
         events.event_attach(vlc.EventType.MediaPlayerEncounteredError, self._vlc_error)
 
     @classmethod
-    def from_settings(cls, settings: Any, on_event: EventCallback | None = None) -> "Player":
+    def from_settings(cls, settings: Any, on_event: EventCallback | None = None) -> Player:
         """A player set up from ``settings.player`` and ``settings.playback.fade_s``."""
         return cls(
             on_event,
@@ -197,7 +198,7 @@ class Player:
         self._mp.release()
         self._instance.release()
 
-    def __enter__(self) -> "Player":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -88,7 +88,7 @@ class HwmonMeter:
         self.name = f"hwmon {chip} ({self.dir.name})"
 
     @classmethod
-    def find(cls, root: str | os.PathLike[str] = "/") -> list["HwmonMeter"]:
+    def find(cls, root: str | os.PathLike[str] = "/") -> list[HwmonMeter]:
         found = []
         for device in sorted(Path(root, HWMON_DIR).glob("hwmon*")):
             try:
@@ -139,7 +139,9 @@ class Ina219Meter:
     CONFIG, SHUNT_VOLTAGE, BUS_VOLTAGE = 0x00, 0x01, 0x02
 
     def __init__(self, bus: int | str = 1, address: int = 0x40, shunt_ohms: float = 0.1) -> None:
-        from smbus2 import SMBus  # optional: only for an INA219 without the kernel driver
+        from smbus2 import (
+            SMBus,  # optional: only for an INA219 without the kernel driver
+        )
 
         self._bus = SMBus(bus)  # a bus number or a device path such as /dev/i2c-1
         self.address = address
@@ -190,7 +192,7 @@ def pmic_watts(text: str) -> float | None:
     amps: dict[str, float] = {}
     volts: dict[str, float] = {}
     for rail, kind, value in re.findall(
-            r"^\s*(\S+)_[AV]\s+(current|volt)\(\d+\)=([-\d.eE+]+)[AV]\s*$", text, re.M):
+            r"^\s*(\S+)_[AV]\s+(current|volt)\(\d+\)=([-\d.eE+]+)[AV]\s*$", text, re.MULTILINE):
         (amps if kind == "current" else volts)[rail] = float(value)
     rails = [rail for rail in amps if rail in volts]
     return round(sum(amps[r] * volts[r] for r in rails), 6) if rails else None

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 THERMAL_DIR = "sys/class/thermal"
 CPU_DIR = "sys/devices/system/cpu"
@@ -40,7 +41,8 @@ def run_vcgencmd(vcgencmd: str | None, *args: str, timeout: float = 2.0) -> str 
     if exe is None:
         return None
     try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([exe, *args], check=False, capture_output=True, text=True,
+                              timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
@@ -87,10 +89,10 @@ class ThrottleState:
     raw: int
     source: str
 
-    _NOW = {0: "under-voltage", 1: "frequency capped", 2: "throttled", 3: "soft temperature limit"}
+    _NOW: ClassVar[dict[int, str]] = {0: "under-voltage", 1: "frequency capped", 2: "throttled", 3: "soft temperature limit"}
 
     @classmethod
-    def from_raw(cls, raw: int, source: str) -> "ThrottleState":
+    def from_raw(cls, raw: int, source: str) -> ThrottleState:
         return cls(raw, source)
 
     def _bit(self, n: int) -> bool:
