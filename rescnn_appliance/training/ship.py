@@ -1,0 +1,140 @@
+"""From the best checkpoints to ``models/``: TorchScript fp32 + int8, measured cards and plots.
+
+Example::
+
+    $ rescnn-appliance models export   # checkpoints/ -> models/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rescnn_appliance.training.datasets import FER_CLASSES, load_faces, training_rows
+from rescnn_appliance.training.evaluate import evaluate_faces
+from rescnn_appliance.training.export import (
+    describe, latency_ms, quantize_int8, save_module, script_fp32, write_card,
+)
+from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
+from rescnn_appliance.training.plots import plot_confusion, plot_curves
+from rescnn_appliance.vision.affect import AffectModel
+from rescnn_appliance.vision.perturb import CONDITIONS
+
+PREPROCESSING = ("grey uint8 48x48 crop -> 3x3 median -> 3x3 Gaussian (sigma 0.6) -> resize to the input "
+                 "size (bilinear) -> per-image standardisation (mean 0, std 1, std floor 4 grey levels); "
+                 "code: rescnn_appliance.vision.preprocess.prepare_faces")
+FER_DATA = ("FER2013 (Goodfellow et al., ICML 2013 challenge) Training split, 28,709 faces less FER+'s 161 "
+            "excluded and the ambiguous duplicates; selected on PublicTest ('val', 3,589). FER+ votes "
+            "(Microsoft, MIT) for the VA targets. Research use only.")
+AFFECTNET_DATA = ("AffectNet (Mollahosseini et al. 2017) valence/arousal subset of 2,999 manually annotated "
+                  "validation faces, split 80/20 stratified by class (seed 7): 'train' for training and for "
+                  "the per-class circumplex coordinates, 'val' for selection. Research use only.")
+
+
+def _load_best(ck_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
+    model.load_state_dict(torch.load(ck_dir / "best.pt", map_location="cpu"))
+    return json.loads((ck_dir / "history.json").read_text())
+
+
+def _export_pair(model: torch.nn.Module, name: str, size: int, calib: np.ndarray, out: Path) -> dict[str, Any]:
+    fp32 = script_fp32(model, size)
+    int8 = quantize_int8(model, calib, size)
+    variants = {"fp32": save_module(fp32, out / f"{name}_fp32.pt"),
+                "int8": save_module(int8, out / f"{name}_int8.pt")}
+    variants["fp32"]["latency_ms_1thread"] = latency_ms(fp32, size)
+    variants["int8"]["latency_ms_1thread"] = latency_ms(int8, size)
+    return variants
+
+
+def _md_table(report: dict[str, Any], key: str) -> str:
+    rows = []
+    for cond, r in report["conditions"].items():
+        if key == "emotion":
+            rows.append(f"| {cond} | {r['emotion']['accuracy']:.4f} | {r['emotion']['macro_f1']:.4f} |")
+        else:
+            rows.append(f"| {cond} | {r['valence']['ccc']:.3f} | {r['arousal']['ccc']:.3f} | "
+                        f"{r['valence']['rmse']:.3f} | {r['arousal']['rmse']:.3f} |")
+    return "\n".join(rows)
+
+
+def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    fer_train = load_faces(fer_path, "train")
+    calib = fer_train.x[training_rows(fer_train)][:: max(1, len(fer_train) // 512)][:512]
+
+    ecnn = build_ecnn().eval()
+    ecnn_hist = _load_best(ck_root / "ecnn", ecnn)
+    va_hist_path = ck_root / "va"
+    va_size = int(json.loads((va_hist_path / "history.json").read_text())["config"]["input_size"])
+    va = build_va_mobilenet().eval()
+    va_hist = _load_best(va_hist_path, va)
+
+    ecnn_card: dict[str, Any] = {
+        "name": "ecnn", "task": "7-class facial emotion (FER2013 order)", "classes": list(FER_CLASSES),
+        "architecture": "residual CNN with squeeze-excitation (rescnn_appliance.training.nets.ECNN)",
+        **describe(ecnn, 48), "input": {"size": 48, "channels": 1, "dtype": "uint8 crop", "preprocessing": PREPROCESSING},
+        "output": "logits (N,7); softmax gives probabilities", "training_data": FER_DATA,
+        "recipe": ecnn_hist["config"], "best_epoch": ecnn_hist["best"],
+        "variants": _export_pair(ecnn, "ecnn", 48, calib, out),
+    }
+    va_card: dict[str, Any] = {
+        "name": "va", "task": "valence and arousal in [-1, 1]",
+        "architecture": "MobileNetV3-Small, 1-channel input, tanh 2-value head (rescnn_appliance.training.nets)",
+        **describe(va, va_size), "input": {"size": va_size, "channels": 1, "dtype": "uint8 48x48 crop, resized",
+                                           "preprocessing": PREPROCESSING},
+        "output": "(N,2) valence, arousal", "training_data": AFFECTNET_DATA + " " + FER_DATA,
+        "va_targets": ("AffectNet rows: their own annotations. FER2013 rows: FER+ vote-weighted mean of per-class "
+                       "(valence, arousal) centroids estimated from the AffectNet training rows; rows without "
+                       "votes use their FER2013 label's centroid. Loss 1 - CCC (mean of V and A) + 0.5 MSE."),
+        "circumplex_coordinates": np.load(va_hist_path / "circumplex_coords.npy").round(4).tolist(),
+        "recipe": va_hist["config"], "best_epoch": va_hist["best"],
+        "variants": _export_pair(va, "va", va_size, calib, out),
+    }
+    for name, card in (("ecnn", ecnn_card), ("va", va_card)):
+        (out / f"{name}.json").write_text(json.dumps(card, indent=2))  # provisional: hashes for loading
+
+    fer_val = load_faces(fer_path, "val")
+    aff_val = load_faces(affectnet_path, "val")
+    reports: dict[str, Any] = {}
+    for precision in ("fp32", "int8"):
+        model = AffectModel.load(out, precision, threads=1)
+        reports[precision] = {"fer_val": evaluate_faces(model, fer_val, list(CONDITIONS)),
+                              "affectnet_val": evaluate_faces(model, aff_val, ["clean"] + [c for c in CONDITIONS if c != "clean"])}
+    ecnn_card["metrics_val"] = {p: {c: r["emotion"] for c, r in reports[p]["fer_val"]["conditions"].items()}
+                                for p in reports}
+    va_card["metrics_val"] = {p: {c: {"valence": r["valence"], "arousal": r["arousal"]}
+                                  for c, r in reports[p]["affectnet_val"]["conditions"].items()} for p in reports}
+
+    plot_curves(ecnn_hist, ["accuracy", "macro_f1"], out / "ecnn_training.png", "ECNN")
+    plot_curves(va_hist, ["ccc_valence", "ccc_arousal"], out / "va_training.png", "VA")
+    for cond, r in reports["fp32"]["fer_val"]["conditions"].items():
+        plot_confusion(r["emotion"]["confusion_matrix"], FER_CLASSES, out / f"ecnn_confusion_{cond}.png",
+                       f"ECNN fp32, FER2013 val, {cond}")
+
+    def md(card: dict[str, Any], key: str, report_key: str, header: str) -> str:
+        v = card["variants"]
+        lines = [f"# Model card: {card['name']}", "", f"Task: {card['task']}.", "",
+                 f"Architecture: {card['architecture']}; {card['parameters']:,} parameters, "
+                 f"{card['macs'] / 1e6:.1f} M MACs per face at {card['input']['size']}x{card['input']['size']}.", "",
+                 f"Input: {card['input']['preprocessing']}.", "", f"Training data: {card['training_data']}", "",
+                 f"Recipe: {json.dumps({k: card['recipe'][k] for k in ('epochs', 'batch_size', 'lr', 'precision', 'input_size')})}; "
+                 "SGD Nesterov, one-cycle LR, EMA weights, augmentation (rotation, flip, scale/shift, "
+                 "brightness/contrast, Gaussian and impulse noise, illumination gain).", ""]
+        for p in ("fp32", "int8"):
+            lines += [f"## {p} (`{v[p]['file']}`, sha256 `{v[p]['sha256']}`)", "",
+                      f"Latency, one face, one thread, this machine: {v[p]['latency_ms_1thread']:.2f} ms.", "",
+                      header, _md_table(reports[p][report_key], key), ""]
+        lines += [f"Exported with torch {torch.__version__}. Figures are on `val`; the sealed holdout is checked "
+                  "independently.", ""]
+        return "\n".join(lines)
+
+    write_card(out, "ecnn", ecnn_card, md(ecnn_card, "emotion", "fer_val",
+                                          "| condition | accuracy | macro-F1 |\n|---|---|---|"))
+    write_card(out, "va", va_card, md(va_card, "va", "affectnet_val",
+                                      "| condition | CCC valence | CCC arousal | RMSE valence | RMSE arousal |\n|---|---|---|---|---|"))
+    return reports

@@ -1,0 +1,171 @@
+"""The face models: budgets, a real short training run, export round-trip, loading checks, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rescnn_appliance.cli import main
+from rescnn_appliance.training.datasets import (
+    DatasetError, load_faces, load_fer_csv, load_image_folder, FER_CLASSES,
+)
+from rescnn_appliance.training.export import quantize_int8, save_module, script_fp32
+from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters
+from rescnn_appliance.training.recipes import train_ecnn
+from rescnn_appliance.training.train import TrainConfig
+from rescnn_appliance.vision.affect import AffectModel, ModelError
+from rescnn_appliance.vision.preprocess import FaceInputError, prepare_faces
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "models"
+
+
+def fer_npz(shared_data: Path) -> Path:
+    return shared_data / "fer2013" / "fer2013_trainval.npz"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Path:
+    if not (SHIPPED / "ecnn.json").exists():
+        pytest.skip("no shipped models in models/ (run `make models`)")
+    return SHIPPED
+
+
+def test_parameter_budgets_and_shapes() -> None:
+    ecnn, va = build_ecnn(), build_va_mobilenet()
+    assert count_parameters(ecnn) <= 2_600_000
+    assert count_parameters(va) <= 1_800_000
+    assert ecnn(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+    out = va.eval()(torch.randn(3, 1, 64, 64))
+    assert out.shape == (3, 2) and out.abs().max() <= 1
+
+
+def test_short_real_training_lowers_loss(shared_data: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(task="ecnn", epochs=3, batch_size=32, lr=0.02, limit=384, threads=1)
+    history = train_ecnn(fer_npz(shared_data), tmp_path, cfg)
+    losses = [e["train_loss"] for e in history["epochs"]]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    # resume continues from the checkpoint instead of starting over
+    cfg4 = TrainConfig(task="ecnn", epochs=4, batch_size=32, lr=0.02, limit=384, threads=1)
+    resumed = train_ecnn(fer_npz(shared_data), tmp_path, cfg4, resume=True)
+    assert [e["epoch"] for e in resumed["epochs"]][-1] == 4
+
+
+def test_export_round_trip_matches_eager() -> None:
+    torch.manual_seed(0)
+    for model, size in ((build_ecnn().eval(), 48), (build_va_mobilenet().eval(), 64)):
+        x = torch.randn(4, 1, size, size)
+        scripted = script_fp32(model, size)
+        with torch.no_grad():
+            assert torch.allclose(scripted(x), model(x), atol=1e-5)
+
+
+def _write_models(tmp: Path) -> Path:
+    """Real exported TorchScript files (untrained weights) with a card, for loader tests."""
+    calib = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    for name, net, size in (("ecnn", build_ecnn(), 48), ("va", build_va_mobilenet(), 64)):
+        net.eval()
+        variants = {"fp32": save_module(script_fp32(net, size), tmp / f"{name}_fp32.pt"),
+                    "int8": save_module(quantize_int8(net, calib, size), tmp / f"{name}_int8.pt")}
+        (tmp / f"{name}.json").write_text(json.dumps({"variants": variants, "input": {"size": size}}))
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_models(tmp_path_factory.mktemp("models"))
+
+
+def test_loader_refuses_altered_truncated_and_missing_files(model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "m"
+    shutil.copytree(model_dir, bad)
+    AffectModel.load(bad)  # intact: loads
+    data = (bad / "ecnn_fp32.pt").read_bytes()
+    (bad / "ecnn_fp32.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match=r"ecnn_fp32\.pt: sha256 .* truncated or altered"):
+        AffectModel.load(bad)
+    (bad / "ecnn_fp32.pt").unlink()
+    with pytest.raises(ModelError, match=r"ecnn_fp32\.pt: model file missing"):
+        AffectModel.load(bad)
+    shutil.copy(model_dir / "ecnn_fp32.pt", bad / "ecnn_fp32.pt")
+    (bad / "va.json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"va\.json: unreadable model card"):
+        AffectModel.load(bad)
+    with pytest.raises(ModelError, match="models folder not found"):
+        AffectModel.load(tmp_path / "nowhere")
+
+
+def test_int8_and_fp32_predict_shapes_and_bad_input(model_dir: Path) -> None:
+    faces = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    for precision in ("fp32", "int8"):
+        probs, v, a = AffectModel.load(model_dir, precision).predict(faces)
+        assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1, atol=1e-4)
+        assert v.shape == a.shape == (5,) and np.all(np.abs(v) <= 1)
+    model = AffectModel.load(model_dir)
+    with pytest.raises(FaceInputError, match=r"shape \(N,48,48\), got \(5, 64, 64\)"):
+        model.predict(np.zeros((5, 64, 64), np.uint8))
+    with pytest.raises(FaceInputError, match="uint8 grey crops, got dtype float32"):
+        model.predict(np.zeros((5, 48, 48), np.float32))
+
+
+def test_preprocessing_cancels_illumination_gain() -> None:
+    face = np.random.default_rng(2).integers(40, 160, (1, 48, 48), dtype=np.uint8)
+    brighter = np.clip(face.astype(int) * 3 // 2, 0, 255).astype(np.uint8)
+    assert np.abs(prepare_faces(face) - prepare_faces(brighter)).mean() < 0.05
+
+
+def test_loaders_read_csv_and_image_folder(shared_data: Path, tmp_path: Path) -> None:
+    val = load_faces(fer_npz(shared_data), "val")
+    csv = tmp_path / "fer2013.csv"
+    lines = ["emotion,pixels,Usage"] + [
+        f"{val.y[i]},{' '.join(map(str, val.x[i].ravel()))},PublicTest" for i in range(20)]
+    csv.write_text("\n".join(lines) + "\n")
+    got = load_fer_csv(csv, "val")
+    assert np.array_equal(got.x, val.x[:20]) and np.array_equal(got.y, val.y[:20])
+    csv.write_text("\n".join(lines + ["3,1 2 3,PublicTest"]) + "\n")
+    with pytest.raises(DatasetError, match=r"fer2013\.csv:22: bad row"):
+        load_fer_csv(csv, "val")
+    import cv2
+
+    for i in range(14):
+        folder = tmp_path / "imgs" / "train" / FER_CLASSES[val.y[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), val.x[i])
+    got = load_image_folder(tmp_path / "imgs", "train")
+    assert len(got) == 14 and sorted(got.y.tolist()) == sorted(val.y[:14].tolist())
+
+
+def test_shipped_ecnn_guard_on_val_slice(shipped: Path, shared_data: Path) -> None:
+    """Guard against shipping a broken model: a fixed 1,000-face slice of FER2013 val."""
+    val = load_faces(fer_npz(shared_data), "val")
+    model = AffectModel.load(shipped, "fp32")
+    probs, _, _ = model.predict(val.x[:1000])
+    acc = float((probs.argmax(1) == val.y[:1000]).mean())
+    card = json.loads((shipped / "ecnn.json").read_text())
+    assert acc >= min(0.68, card["metrics_val"]["fp32"]["clean"]["accuracy"] - 0.03), acc
+
+
+def test_evaluate_cli_json_on_both_layouts(shipped: Path, shared_data: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    val = load_faces(fer_npz(shared_data), "val")
+    small = tmp_path / "fer_small.npz"
+    np.savez(small, x_val=val.x[:200], y_val=val.y[:200].astype(np.uint8))
+    assert main(["models", "evaluate", "--npz", str(small), "--perturb", "all", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["conditions"]) == {"clean", "gaussian", "impulse", "illumination"}
+    clean = report["conditions"]["clean"]["emotion"]
+    assert clean["n"] == 200 and len(clean["per_class_recall"]) == 7
+    assert np.array(clean["confusion_matrix"]).sum() == 200
+    aff = shared_data / "affectnet_va" / "affectnet_va_dev.npz"
+    assert main(["models", "evaluate", "--npz", str(aff), "--split", "val", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    r = report["conditions"]["clean"]
+    assert {"ccc", "rmse", "pearson_r"} <= set(r["valence"]) and r["emotion"]["n"] > 0
+    assert main(["models", "evaluate", "--npz", str(tmp_path / "nope.npz")]) == 1
+    assert "nope.npz: file not found" in capsys.readouterr().err
