@@ -22,9 +22,10 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -77,8 +78,8 @@ class Face:
         """
         cx, cy = self.centre
         side = max(self.box[2], self.box[3]) * FER_CROP_SCALE
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        n = max(int(round(side)), 1)
+        x0, y0 = round(cx - side / 2), round(cy - side / 2)
+        n = max(round(side), 1)
         patch = _padded_patch(self.frame, x0, y0, n)
         return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
 
@@ -126,7 +127,7 @@ class FaceFinder:
         self.last_search = ""
 
     @classmethod
-    def from_settings(cls, faces: Mapping[str, Any]) -> "FaceFinder":
+    def from_settings(cls, faces: Mapping[str, Any]) -> FaceFinder:
         """Build from ``settings.faces``."""
         return cls(detect_scale=faces["detect_scale"], min_face=faces["min_face"],
                    track_margin=faces["track_margin"])
@@ -153,7 +154,8 @@ class FaceFinder:
 
     def _detect(self, image: np.ndarray, min_side: int, max_side: int = 0,
                 min_neighbors: int = 0) -> Box | None:
-        image = cv2.equalizeHist(image)
+        # No histogram equalisation: the cascade normalises each window's contrast itself, and
+        # equalising a frame with a large plain wall hid faces that the raw frame showed.
         min_side = max(min_side, 1)
         found = self._cascade.detectMultiScale(
             image, scaleFactor=self.scale_factor,
@@ -186,14 +188,14 @@ class FaceFinder:
         if s < 1:
             patch = cv2.resize(patch, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         lo, hi = TRACK_SIZE_RANGE
-        box = self._detect(patch, int(side * s * lo), int(math.ceil(side * s * hi)),
+        box = self._detect(patch, int(side * s * lo), math.ceil(side * s * hi),
                            TRACK_MIN_NEIGHBORS)
         return None if box is None else _scale_box(box, 1 / s, x0, y0)
 
 
 def _scale_box(box: Box, s: float, dx: int, dy: int) -> Box:
     x, y, w, h = box
-    return (int(round(x * s)) + dx, int(round(y * s)) + dy, int(round(w * s)), int(round(h * s)))
+    return (round(x * s) + dx, round(y * s) + dy, round(w * s), round(h * s))
 
 
 def _load_cascade(path: Path) -> cv2.CascadeClassifier:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import cv2
 import numpy as np
@@ -89,7 +90,7 @@ class FrameSource:
         """One line saying what this source reads from, for logs and ``doctor``."""
         return self.name
 
-    def open(self) -> "FrameSource":
+    def open(self) -> FrameSource:
         if not self._is_open:
             self._open()
             self._is_open = True
@@ -112,7 +113,7 @@ class FrameSource:
     def set_rate(self, fps: float) -> None:
         """Hint how often frames will be read; live cameras slow down to save power."""
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -194,7 +195,7 @@ class Picamera2Source(FrameSource):
             camera.start()
         except CameraError:
             raise
-        except Exception as exc:  # libcamera raises RuntimeError, IndexError, OSError...
+        except Exception as exc:  # noqa: BLE001 - libcamera raises RuntimeError, IndexError...
             raise CameraError(f"Raspberry Pi camera {self.camera_num} could not start: "
                               f"{_one_line(exc)}") from None
         # libcamera may align the size; read back what was configured.
@@ -205,7 +206,7 @@ class Picamera2Source(FrameSource):
     def _read(self) -> np.ndarray | None:
         try:
             yuv = self._camera.capture_array("main")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any capture failure counts toward "gone"
             return self._failed(exc)
         self._failures = 0
         width, height = self._size
@@ -218,13 +219,12 @@ class Picamera2Source(FrameSource):
         if self._failures >= MAX_FAILED_GRABS:
             raise CameraError(f"Raspberry Pi camera {self.camera_num} stopped delivering frames: "
                               f"{_one_line(exc)}")
-        return None
 
     def set_rate(self, fps: float) -> None:
         if self._camera is not None and fps > 0:
             try:
                 self._camera.set_controls({"FrameRate": float(fps)})
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a rate hint must never stop the camera
                 log.debug("picamera2 refused FrameRate %s: %s", fps, exc)
 
     def _close(self) -> None:
