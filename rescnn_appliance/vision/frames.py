@@ -408,7 +408,7 @@ def _one_line(exc: BaseException) -> str:
 def _demo_source(camera: Mapping[str, Any]) -> FrameSource:
     from rescnn_appliance.vision.demo_frames import DemoSource
 
-    return DemoSource(camera["width"], camera["height"])
+    return DemoSource(camera["width"], camera["height"], fps=camera["fps"])
 
 
 def _path_source(camera: Mapping[str, Any], kind: str | None = None) -> FrameSource:
