@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -314,7 +315,7 @@ class Appliance:
 
     def _remember_reading(self, state: MoodState, force: bool = False) -> None:
         level = self.settings.privacy.store_readings
-        if level == "off":
+        if level == "off" or state.mood is None:
             return
         now = time.monotonic()
         if not force and now - self._last_readings_save < 30.0:
@@ -336,8 +337,10 @@ class Appliance:
             self.events.put(ButtonPressed(word, time.monotonic()))
 
         try:
-            self.buttons = Buttons.from_settings(self.settings, pressed, self.pin_factory)
-            self.led = StatusLed.from_settings(self.settings, self.pin_factory)
+            with warnings.catch_warnings():  # one line below says it all, not one per library
+                warnings.simplefilter("ignore")
+                self.buttons = Buttons.from_settings(self.settings, pressed, self.pin_factory)
+                self.led = StatusLed.from_settings(self.settings, self.pin_factory)
         except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds off a Pi
             if self.buttons is not None:
                 self.buttons.close()
@@ -565,6 +568,8 @@ class Appliance:
         users = self._users()
         saved = self.lib.get_state("active_user")
         self.user = saved if saved in users else (users[0] if users else None)
+        if self.user != saved:
+            self._set_state("active_user", self.user)
         volume = self.lib.get_state("volume")
         if isinstance(volume, (int, float)):
             self.player.volume = volume

@@ -70,6 +70,9 @@ def _live_printer() -> Any:
 
 
 def handler(args: argparse.Namespace, settings: Settings) -> int:
+    import logging as _logging
+
+    _logging.getLogger("alembic").setLevel(_logging.WARNING)  # migration chatter
     from rescnn_appliance.appliance import Appliance, PlayerUnavailable
     from rescnn_appliance.demo import music_folders_or_demo
     from rescnn_appliance.devices.service import configure_logging
