@@ -83,6 +83,32 @@ def test_blank_frame_has_no_face_and_tracking_restarts(astronaut: np.ndarray) ->
     assert finder.find(place(astronaut, 50, 0, scale=0.8)).search == "full"
 
 
+def test_an_unchanged_empty_room_is_not_searched_again_but_a_face_is_found_at_once(
+        astronaut: np.ndarray) -> None:
+    room = DemoSource(640, 480, fps=0).scene(35.0)  # the demo's room with nobody in it
+    rng = np.random.default_rng(0)
+    finder = FaceFinder()
+    assert finder.find(room) is None and finder.last_search == "full"
+    searches = []
+    for _ in range(10):
+        noisy = np.clip(room + rng.normal(0, 4, room.shape), 0, 255).astype(np.uint8)
+        assert finder.find(noisy) is None
+        searches.append(finder.last_search)
+    # Sensor noise is not a change; the whole frame is still searched now and then.
+    assert searches.count("unchanged") == 8 and searches.count("full") == 2
+    visitor = room.copy()
+    visitor[20:420, 100:500] = cv2.resize(astronaut, (400, 400), interpolation=cv2.INTER_AREA)
+    face = finder.find(visitor)
+    assert face is not None and face.search == "full"
+
+
+def test_skipping_unchanged_frames_can_be_turned_off() -> None:
+    finder = FaceFinder(skip_unchanged=False)
+    blank = np.full((480, 640), 90, np.uint8)
+    for _ in range(3):
+        assert finder.find(blank) is None and finder.last_search == "full"
+
+
 def test_takes_the_largest_of_two_faces(astronaut: np.ndarray) -> None:
     frame = place(astronaut, 0, 60, scale=0.5)
     big = cv2.resize(astronaut, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)[:400, :340]
