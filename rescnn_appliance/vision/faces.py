@@ -81,8 +81,9 @@ class Face:
         """A ``size`` x ``size`` grayscale uint8 crop framed like a FER2013 face.
 
         Parts of the crop outside the frame repeat the frame's edge pixels. The crop is not
-        rotated to level the eyes: FER2013 faces are not levelled either, and the eye cascade
-        finds both eyes in under half of them (benchmarks/RESULTS-vision.md).
+        rotated to level the eyes: FER2013 faces are not levelled either (median roll 3.9
+        degrees where the eye cascade finds both eyes), so levelling would move crops away
+        from what the models learnt (benchmarks/RESULTS-vision.md).
         """
         cx, cy = self.centre
         side = max(self.box[2], self.box[3]) * FER_CROP_SCALE
