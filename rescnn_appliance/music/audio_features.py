@@ -169,7 +169,8 @@ def features_from_samples(mono: np.ndarray, rate: int) -> np.ndarray:
     mfcc = log_mel @ dct
     flux = np.maximum(np.diff(log_mel, axis=0), 0.0).mean(axis=1)
     flux_smooth = np.convolve(flux, np.ones(3) / 3, mode="same")
-    thresh = np.convolve(flux, np.ones(15) / 15, mode="same") + 0.5 * flux.std()
+    # The absolute floor (log-mel units) keeps slow swells and codec noise from counting.
+    thresh = np.convolve(flux, np.ones(15) / 15, mode="same") + max(0.5 * flux.std(), 0.1)
     peaks = (flux_smooth > thresh) & (flux_smooth >= np.roll(flux_smooth, 1)) & (
         flux_smooth > np.roll(flux_smooth, -1))
     onset_rate = float(peaks.sum() * frame_rate / len(flux))

@@ -4,9 +4,9 @@
 
 - ``mood_fit`` (0..1) = 0.6 x closeness of the track to the target in the valence/arousal plane
   (Gaussian, sigma 0.35) + 0.4 x (the track is in the target's mood cluster);
-- ``history`` (0..1, 0.5 = nothing known) blends the user's own feedback on the track (50%) and on
-  its artist (25%) with item-item collaborative filtering over every household user's feedback
-  (25%). Like +1, complete +0.4, skip -0.6; feedback given in the target mood counts fully, in
+- ``history`` (0..1, 0.5 = nothing known) blends the user's own feedback on the track (45%) and on
+  its artist (20%) with item-item collaborative filtering over every household user's feedback
+  (35%). Like +1, complete +0.4, skip -0.6; feedback given in the target mood counts fully, in
   other moods 35%, so what someone likes when calm matters most when they are calm again.
 
 Never-again tracks never return for that user; the last ``no_repeat`` choices are not repeated;
@@ -42,6 +42,7 @@ from rescnn_appliance.music.library import Library
 KIND_WEIGHT = {"like": 1.0, "complete": 0.4, "skip": -0.6}
 OTHER_MOOD_SHARE = 0.35
 SIGMA = 0.35
+JITTER = 0.01  # breaks ties between equally good tracks so the same one is not always first
 N_SLOTS = len(MOODS) + 1  # one per mood, plus feedback given with no mood
 
 
@@ -87,7 +88,7 @@ class Recommender:
         self.rng = np.random.default_rng(seed)
         self._revision = -1
         self._recent: dict[int, deque] = {}
-        self._uplift: dict[int, np.ndarray] = {}
+        self._uplift: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # (target, anchor)
         lib.add_listener(self._on_feedback)
 
     # --- loading ------------------------------------------------------------------------
@@ -173,13 +174,15 @@ class Recommender:
         listener = np.array([valence, arousal], float)
         if self.target != "uplift":
             return listener
-        pos = self._uplift.get(uid)
-        if pos is None or np.linalg.norm(pos - listener) > 2 * self.step \
-                or np.linalg.norm(listener - self.goal) < np.linalg.norm(pos - self.goal):
-            pos = listener
+        state = self._uplift.get(uid)
+        if state is None or np.linalg.norm(listener - state[1]) > 2 * self.step \
+                or np.linalg.norm(listener - self.goal) < np.linalg.norm(state[0] - self.goal):
+            # start (again) where the listener is: first time, or their mood moved on its own
+            state = (listener, listener)
+        pos, anchor = state
         gap = self.goal - pos
         dist = float(np.linalg.norm(gap))
-        self._uplift[uid] = pos + (gap if dist <= self.step else gap * self.step / dist)
+        self._uplift[uid] = (pos + (gap if dist <= self.step else gap * self.step / dist), anchor)
         return pos
 
     def _cf_scores(self, uid: int) -> np.ndarray:
@@ -217,12 +220,12 @@ class Recommender:
             own_t = np.tanh(t_pref)
             own_a = np.tanh(0.5 * a_pref)[self.artist_idx]
             cf = self._cf_scores(uid)
-            history = 0.5 * own_t + 0.25 * own_a + 0.25 * cf
+            history = 0.45 * own_t + 0.2 * own_a + 0.35 * cf
         else:
             own_t = own_a = cf = None
             history = np.zeros(len(self.ids), np.float32)
         score = self.mood_weight * mood_fit + self.history_weight * (history + 1.0) / 2.0
-        score = score + self.rng.uniform(0.0, 0.02, len(score))
+        score = score + self.rng.uniform(0.0, JITTER, len(score))
 
         allowed = np.ones(len(score), bool)
         if p is not None:

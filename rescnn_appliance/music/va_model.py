@@ -28,6 +28,7 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "music_va_model
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 VALENCE_SIGN = np.array([1.0, -1.0, -1.0, 1.0])
 AROUSAL_SIGN = np.array([1.0, 1.0, -1.0, -1.0])
+Z_CLIP = 3.0
 
 
 class VAModelError(Exception):
@@ -55,7 +56,9 @@ class VAModel:
         self.meta = meta or {}
 
     def quadrant_probs(self, features: np.ndarray) -> np.ndarray:
-        x = (np.atleast_2d(features) - self.mean) / self.scale
+        # Clipping keeps a file unlike anything in the fitting data (a test tone, a field
+        # recording) from being extrapolated into a confident, arbitrary quadrant.
+        x = np.clip((np.atleast_2d(features) - self.mean) / self.scale, -Z_CLIP, Z_CLIP)
         z = x @ self.coef.T + self.intercept
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
