@@ -50,6 +50,8 @@ PENDING_FILE = "pending-feedback.json"
 SAVE_POSITION_S = 10.0        # how often the resume position is written while playing
 READINGS_KEPT = 20            # recent readings kept for `status`
 WORKER_STALL_S = 15.0         # sensing silent this long: stop petting the watchdog
+ENDED_AT_ONCE_S = 1.0         # an "end" this soon after start, for a longer track, is a failure
+ERRORS_BEFORE_WAIT = 10       # failed tracks in a row before the next try waits for a tick
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class NowPlaying:
     reason: str
     started_at: datetime
     user: str | None
+    started_mono: float = 0.0
+    start_s: float = 0.0
 
 
 class Appliance:
@@ -270,6 +274,8 @@ class Appliance:
 
     def _tick(self, now: float) -> None:
         self._do(self.policy.on_tick(self._face_seen_t(), now))
+        if self.now_playing is None and self.scan_done and not self.policy.paused_for_absence:
+            self._play_next("nothing playing", from_tick=True)  # after a busy DB or failures
         if self.pending:
             self._retry_pending()
         self._save_position()
@@ -440,6 +446,10 @@ class Appliance:
             self._errors_in_row += 1
             self._do(self.policy.on_track_end(now, "failed"))
             return
+        if event.kind == "end" and self._ended_at_once(playing):
+            # VLC reports some undecodable files as played to the end, at once.
+            self._player_event(type(event)("error", event.path, "ended at once: not decodable"))
+            return
         self._errors_in_row = 0
         if event.kind == "end":
             self._record_play("complete")
@@ -449,6 +459,15 @@ class Appliance:
             self._record_play("skip")
         self.now_playing = None
         self._do(self.policy.on_track_end(now, "ended" if event.kind == "end" else "skipped"))
+
+    def _ended_at_once(self, playing: NowPlaying) -> bool:
+        if playing.start_s > 0 or time.monotonic() - playing.started_mono > ENDED_AT_ONCE_S:
+            return False
+        try:
+            duration = self.lib.track(playing.track_id).duration_s
+        except Exception:  # noqa: BLE001 - unknown: trust VLC
+            return False
+        return bool(duration and duration > 2 * ENDED_AT_ONCE_S)
 
     def _track_failed(self, playing: NowPlaying, why: str) -> None:
         from rescnn_appliance.music.db import Track
@@ -481,9 +500,9 @@ class Appliance:
                 self.player.resume()
         self._update_status()
 
-    def _play_next(self, why: str) -> None:
-        if self._errors_in_row >= 5:
-            log.error("%d tracks in a row failed to play: waiting for the next scan",
+    def _play_next(self, why: str, from_tick: bool = False) -> None:
+        if self._errors_in_row >= ERRORS_BEFORE_WAIT and not from_tick:
+            log.error("%d tracks in a row failed to play: trying again each second",
                       self._errors_in_row)
             return
         state = self.tracker.state
@@ -493,7 +512,7 @@ class Appliance:
             log.warning("cannot choose a track now: %s", _one_line(exc))
             return
         if choice is None:
-            if self.scan_done:
+            if self.scan_done and not from_tick:
                 log.warning("no playable tracks in the library")
             return
         self._start_track(choice.track_id, choice.path, choice.title, choice.artist, choice.mood,
@@ -502,7 +521,8 @@ class Appliance:
     def _start_track(self, track_id: int, path: str, title: str, artist: str, mood: str,
                      reason: str, start_s: float = 0.0) -> None:
         self.now_playing = NowPlaying(track_id, path, title or Path(path).stem, artist or "",
-                                      mood, reason, _utcnow(), self.user)
+                                      mood, reason, _utcnow(), self.user, time.monotonic(),
+                                      start_s)
         self.player.play(path, start_s=start_s)
         self.policy.track_started(time.monotonic(), mood)
         state = self.tracker.state
