@@ -160,6 +160,8 @@ def test_auto_without_any_camera_falls_back_to_the_demo(caplog) -> None:
     assert len(skipped) == 2
     assert "picamera2 not used: picamera2 is not installed" in skipped[0]
     assert "v4l2 not used: /dev/video99: no such video device" in skipped[1]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("camera auto: no camera found, showing")
 
 
 @pytest.mark.skipif(HAVE_PICAMERA2, reason="picamera2 is installed here (a Pi)")

@@ -181,6 +181,7 @@ class Picamera2Source(FrameSource):
                 "picamera2 is not installed: it exists only on Raspberry Pi OS "
                 "(sudo apt install python3-picamera2; a venv needs --system-site-packages)"
             ) from None
+        camera = None
         try:
             if not Picamera2.global_camera_info():
                 raise CameraError("no Raspberry Pi camera detected: check the ribbon cable and "
@@ -193,9 +194,11 @@ class Picamera2Source(FrameSource):
             )
             camera.configure(config)
             camera.start()
-        except CameraError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - libcamera raises RuntimeError, IndexError...
+        except Exception as exc:  # libcamera raises RuntimeError, IndexError, OSError...
+            if camera is not None:
+                camera.close()  # release it, or the next attempt finds the camera busy
+            if isinstance(exc, CameraError):
+                raise
             raise CameraError(f"Raspberry Pi camera {self.camera_num} could not start: "
                               f"{_one_line(exc)}") from None
         # libcamera may align the size; read back what was configured.
@@ -453,10 +456,14 @@ def open_source(camera: Mapping[str, Any]) -> FrameSource:
     for name in order:
         try:
             source = _path_source(camera) if name == "path" else factories[name]()
-            return source.open()
+            source.open()
         except CameraError as exc:
             log.info("camera auto: %s not used: %s", name, exc)
             reasons.append(f"{name}: {exc}")
+            continue
+        if name == "demo":
+            log.warning("camera auto: no camera found, showing the demo (%s)", "; ".join(reasons))
+        return source
     raise CameraError("no frame source works (" + "; ".join(reasons) + ")")
 
 
@@ -486,6 +493,7 @@ class ReconnectingSource(FrameSource):
         self.name = first.name if first is not None else self.name
         self._delay = 1.0
         self._retry_at = 0.0
+        self._rate = 0.0
         self.last_error = ""
 
     @property
@@ -509,6 +517,8 @@ class ReconnectingSource(FrameSource):
             try:
                 self._inner = self._build().open()
                 self._delay = 1.0
+                if self._rate:
+                    self._inner.set_rate(self._rate)
                 log.info("camera back: %s", self._inner.describe())
             except CameraError as exc:
                 self._lost(exc)
@@ -528,6 +538,7 @@ class ReconnectingSource(FrameSource):
         self._delay = min(self._delay * 2, max(self.retry_max_s, 1.0))
 
     def set_rate(self, fps: float) -> None:
+        self._rate = fps
         if self._inner is not None:
             self._inner.set_rate(fps)
 
