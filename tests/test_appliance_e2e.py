@@ -232,7 +232,7 @@ def test_duration_stops_with_exit_0_and_a_missing_camera_is_one_clear_line(
     assert code == 0
     err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if "camera unavailable" in line]
-    assert lines and str(missing) in lines[0] and "no such folder" in lines[0]
+    assert lines and str(missing) in lines[0] and "no such file" in lines[0]
     assert "music goes on" in lines[0]
     notify.wait_for(f"STATUS=user=owner mood=- track=", 2)
     assert any("camera unavailable" in line for line in notify.lines if line.startswith("STATUS="))
