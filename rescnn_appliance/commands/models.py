@@ -52,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fer", type=Path, default=None, help="FER-layout npz with FER+ votes")
     p.add_argument("--affectnet", type=Path, default=None, help="AffectNet-layout npz")
     p.add_argument("--input-size", type=int, default=64, choices=range(48, 113), metavar="48..112")
+    p.add_argument("--affectnet-repeat", type=int, default=3, help="AffectNet faces shown N times per epoch")
+    p.add_argument("--fer-per-epoch", type=int, default=9000, help="FER faces drawn per epoch")
     _train_args(p, epochs=20, lr=0.03, batch=64)
     p.set_defaults(func=_train_va)
 
@@ -63,9 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace, task: str, input_size: int = 48):
     from rescnn_appliance.training.train import TrainConfig
 
+    extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch") if hasattr(args, k)}
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        precision=args.precision, time_budget_min=args.time_budget, threads=args.threads,
-                       limit=args.limit, seed=args.seed, input_size=input_size)
+                       limit=args.limit, seed=args.seed, input_size=input_size, **extra)
 
 
 def _existing(path: Path, what: str) -> Path:

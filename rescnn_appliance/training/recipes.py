@@ -19,9 +19,6 @@ from rescnn_appliance.training.datasets import (
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
 from rescnn_appliance.training.train import TrainConfig, TrainData, train
 
-VA_AFFECTNET_REPEAT = 3  # AffectNet is the target domain: each epoch shows it 3 times
-VA_FER_PER_EPOCH = 9000  # plus a fresh random draw of FER faces with FER+-derived targets
-
 
 def ecnn_data(path: Path, cfg: TrainConfig) -> TrainData:
     train_set = load_faces(path, "train")
@@ -66,13 +63,17 @@ def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[Tra
 
 
 def train_va(fer_path: Path, affectnet_path: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False) -> dict:
-    """Train the VA regressor on AffectNet (train split) plus FER2013 with FER+-derived targets."""
+    """Train the VA regressor on AffectNet (train split) plus FER2013 with FER+-derived targets.
+
+    AffectNet is the target domain, so each epoch shows every AffectNet training face
+    ``cfg.affectnet_repeat`` times, plus a fresh draw of ``cfg.fer_per_epoch`` FER faces.
+    """
     data, n_aff, coords = va_data(fer_path, affectnet_path, cfg)
     n_fer = len(data.x) - n_aff
-    per_epoch = min(n_fer, VA_FER_PER_EPOCH)
+    per_epoch = min(n_fer, cfg.fer_per_epoch)
 
     def order(rng: np.random.Generator) -> np.ndarray:
-        idx = np.concatenate([np.tile(np.arange(n_aff), VA_AFFECTNET_REPEAT),
+        idx = np.concatenate([np.tile(np.arange(n_aff), cfg.affectnet_repeat),
                               n_aff + rng.choice(n_fer, per_epoch, replace=False)])
         rng.shuffle(idx)
         return idx

@@ -54,6 +54,8 @@ class TrainConfig:
     threads: int = 0  # 0: torch default
     time_budget_min: float = 0.0  # 0: no budget
     limit: int = 0  # use only the first N training rows (smoke runs)
+    affectnet_repeat: int = 3  # va: times each AffectNet training face is shown per epoch
+    fer_per_epoch: int = 9000  # va: FER faces (FER+-derived targets) drawn afresh per epoch
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
