@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from pathlib import Path
 from time import perf_counter
@@ -139,6 +140,7 @@ def generated_library(settings: Any, n_tracks: int = 200, seed: int = 0) -> Iter
     from rescnn_appliance.music.library import Library
     from rescnn_appliance.music.recommend import Recommender
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a fresh schema each run: no news
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="rescnn-bench-") as tmp:
         lib = Library.open(Path(tmp) / "bench-library.sqlite")

@@ -83,6 +83,7 @@ def timeline(path: Path, groups: list[dict[str, Any]], seconds: list[dict[str, A
     est = any(s.get("power_estimated") for s in seconds)
     axes[3].plot(ts, [np.nan if v is None else v for v in power])
     axes[3].set_ylabel("power W" + (" (estimated)" if est else ""))
+    axes[3].set_ylim(bottom=0)
     axes[3].set_xlabel("seconds since start")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
