@@ -22,7 +22,8 @@ import pytest
 from rescnn_appliance.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("capture", "faces", "preprocess", "ecnn", "va", "mood", "track", "end_to_end")
+PARTS = ("faces", "preprocess", "ecnn", "va", "mood", "track")
+STAGES = ("capture", *PARTS, "end_to_end", "end_to_end_cpu")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -99,8 +100,9 @@ def test_replay_run_writes_every_file_with_sane_numbers(
     with_face = [f for f in frames if f["face"]]
     assert with_face, "the astronaut's face was never found"
     for f in with_face:
-        parts = sum(f[f"{s}_ms"] for s in STAGES[1:-1])
+        parts = sum(f[f"{s}_ms"] for s in PARTS)
         assert f["end_to_end_ms"] == pytest.approx(parts, rel=0.05, abs=0.05)
+        assert 0 < f["end_to_end_cpu_ms"] <= f["end_to_end_ms"] * 1.05 + 0.5
 
     summary = json.loads((run_dir / "summary.json").read_text())
     (group,) = summary["groups"]
