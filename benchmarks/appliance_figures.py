@@ -32,8 +32,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rescnn_appliance.config import load_settings  # noqa: E402
-from rescnn_appliance.demo import demo_library  # noqa: E402
+from rescnn_appliance.config import load_settings
+from rescnn_appliance.demo import demo_library
 
 
 def empty_room(folder: Path) -> Path:
@@ -67,7 +67,7 @@ def daemon_figures(models: Path, work: Path, idle_s: float) -> dict[str, float]:
             try:
                 if b"READY=1" in sock.recv(4096):
                     ready = time.monotonic() - t0
-            except socket.timeout:
+            except TimeoutError:
                 if proc.poll() is not None:
                     raise SystemExit(f"daemon exited: {proc.stderr.read()[-2000:]}")
         cpu_ready = sum(ps.cpu_times()[:2])

@@ -33,10 +33,11 @@ import queue
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rescnn_appliance.config import Settings
 from rescnn_appliance.playback import Action, PlaybackPolicy
@@ -726,7 +727,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _utc_text() -> str:

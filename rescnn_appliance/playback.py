@@ -30,8 +30,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 ActionKind = Literal["none", "play_next", "fade_next", "pause", "resume"]
 
@@ -80,7 +81,7 @@ class PlaybackPolicy:
         self._fading = False
 
     @classmethod
-    def from_settings(cls, playback: Mapping[str, Any]) -> "PlaybackPolicy":
+    def from_settings(cls, playback: Mapping[str, Any]) -> PlaybackPolicy:
         """Build from ``settings.playback``."""
         return cls(playback["change_mid_track"], playback["cooldown_s"],
                    playback["absent_after_s"], playback["absent_action"])

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class SensingWorker:
 
         try:
             self._loop()
-        except Exception as exc:  # noqa: BLE001 - reported to the loop, which logs it
+        except Exception as exc:
             log.exception("sensing failed")
             self.post(WorkerFailed(f"{type(exc).__name__}: {exc}"))
 

@@ -30,8 +30,9 @@ Example::
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from rescnn_appliance.mood import nearest_mood
 from rescnn_appliance.vision.affect import EMOTIONS, AffectReading
@@ -105,7 +106,7 @@ class MoodTracker:
         self._state = MoodState(t=0.0)
 
     @classmethod
-    def from_settings(cls, mood: Mapping[str, Any], mood_of: MoodOf | None = None) -> "MoodTracker":
+    def from_settings(cls, mood: Mapping[str, Any], mood_of: MoodOf | None = None) -> MoodTracker:
         """Build from ``settings.mood`` (window_s, confidence_floor, hold_s)."""
         return cls(mood["window_s"], mood["confidence_floor"], mood["hold_s"], mood_of)
 

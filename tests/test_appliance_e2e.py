@@ -59,7 +59,7 @@ class NotifyListener:
         while not self._stop:
             try:
                 self.lines.extend(self.sock.recv(4096).decode().split("\n"))
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -262,7 +262,7 @@ def test_duration_stops_with_exit_0_and_a_missing_camera_is_one_clear_line(
     lines = [line for line in err.splitlines() if "camera unavailable" in line]
     assert lines and str(missing) in lines[0] and "no such file" in lines[0]
     assert "music goes on" in lines[0]
-    notify.wait_for(f"STATUS=user=owner mood=- track=", 2)
+    notify.wait_for("STATUS=user=owner mood=- track=", 2)
     assert any("camera unavailable" in line for line in notify.lines if line.startswith("STATUS="))
 
 

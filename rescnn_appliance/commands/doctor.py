@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rescnn_appliance.config import SYSTEM_CONFIG, Settings
 
