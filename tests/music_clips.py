@@ -42,13 +42,19 @@ def energetic_major(path: Path, seconds: float = 8.0, rate: int = RATE) -> Path:
 
 
 def sad_minor(path: Path, seconds: float = 8.0, rate: int = RATE) -> Path:
-    """Slow, quiet, dark A minor: a soft sustained chord swelling once every 4 s."""
+    """Slow (75 BPM), quiet, dark A minor: soft low piano-like notes over a sustained chord."""
+    rng = np.random.default_rng(1)
     n = int(seconds * rate)
-    t = np.arange(n) / rate
-    chord = sum(_saw(110.0 * 2 ** (s / 12), n, rate, 3) for s in MINOR) / 3
-    melody = _saw(220.0 * 2 ** (3 / 12), n, rate, 2) * 0.3
-    env = 0.6 + 0.4 * np.sin(2 * np.pi * t / 4.0) ** 2
-    out = 0.05 * env * (chord + melody)
+    beat = int(rate * 60 / 75)
+    melody = (0, 3, 7, 3, 12, 10, 7, 3, 5, 3, 0, -2)  # A minor, falling back to the root
+    out = 0.3 * sum(_saw(110.0 * 2 ** (s / 12), n, rate, 3) for s in MINOR) / 3
+    for k, start in enumerate(range(0, n - beat, beat)):
+        seg = np.arange(min(2 * beat, n - start))
+        env = (1 - np.exp(-seg / (0.03 * rate))) * np.exp(-seg / (0.6 * rate))
+        out[start:start + len(seg)] += env * _saw(220.0 * 2 ** (melody[k % 12] / 12), len(seg),
+                                                  rate, 4)
+    out += 0.01 * np.cumsum(rng.standard_normal(n)) / np.sqrt(np.arange(1, n + 1))
+    out = 0.08 * out / np.abs(out).max()
     sf.write(str(path), out.astype(np.float32), rate)
     return path
 

@@ -85,11 +85,10 @@ def test_no_repeat_within_the_window(lib: Library) -> None:
 def test_likes_count_most_in_the_mood_they_were_given(lib: Library) -> None:
     rec = _rec(lib, no_repeat=1)
     liked_when_sad, liked_when_happy = lib.track("happy 1"), lib.track("happy 2")
-    for _ in range(2):
-        lib.record_feedback("ana", liked_when_sad.id, "like", *SAD, "sad")
+    lib.record_feedback("ana", liked_when_sad.id, "like", *SAD, "sad")
     lib.record_feedback("ana", liked_when_happy.id, "like", *HAPPY, "happy")
-    # halfway between the two tracks, so mood fit does not decide: liked twice, but in another
-    # mood, loses to liked once in this mood
+    # halfway between the two tracks, so mood fit does not decide: a like given in another
+    # mood loses to a like given in this one
     mid = ((liked_when_sad.valence + liked_when_happy.valence) / 2,
            (liked_when_sad.arousal + liked_when_happy.arousal) / 2)
     assert rec.next_track("ana", *mid).track_id == liked_when_happy.id
@@ -99,6 +98,8 @@ def test_household_taste_reaches_a_listener_through_collaborative_filtering(lib:
     with lib.session() as s:  # all energetic tracks equally close, so only history decides
         for t in s.query(Track).filter(Track.title.like("energetic %")):
             t.valence, t.arousal = CENTRES["energetic"]
+            if t.title in ("energetic 0", "energetic 1"):
+                t.artist = f"one-off {t.title}"  # no artist-mates to pull ahead
     lib.refit_moods()
     rec = _rec(lib, no_repeat=2)
     shared = [lib.track(f"energetic {i}").id for i in (0, 1)]

@@ -4,10 +4,11 @@
 
 - ``mood_fit`` (0..1) = 0.6 x closeness of the track to the target in the valence/arousal plane
   (Gaussian, sigma 0.35) + 0.4 x (the track is in the target's mood cluster);
-- ``history`` (0..1, 0.5 = nothing known) blends the user's own feedback on the track (45%) and on
-  its artist (20%) with item-item collaborative filtering over every household user's feedback
-  (35%). Like +1, complete +0.4, skip -0.6; feedback given in the target mood counts fully, in
-  other moods 35%, so what someone likes when calm matters most when they are calm again.
+- ``history`` (0..1, 0.5 = nothing known) adds up the user's own feedback on the track (weight
+  1.0) and on its artist (0.4) and item-item collaborative filtering over every household
+  user's feedback (0.4), each squashed to -1..1, and clips the sum to -1..1. Like +1,
+  complete +0.1, skip -0.5; feedback given in the target mood counts fully, in other moods
+  50%, so what someone likes when calm matters most when they are calm again.
 
 Never-again tracks never return for that user; the last ``no_repeat`` choices are not repeated;
 with probability ``explore`` the pick is limited to tracks the user has not heard. A new user
@@ -39,9 +40,13 @@ from rescnn_appliance.mood import MOODS, MoodModel
 from rescnn_appliance.music.db import Feedback, Play, Track, User
 from rescnn_appliance.music.library import Library
 
-KIND_WEIGHT = {"like": 1.0, "complete": 0.4, "skip": -0.6}
-OTHER_MOOD_SHARE = 0.35
+KIND_WEIGHT = {"like": 1.0, "complete": 0.1, "skip": -0.5}
+OTHER_MOOD_SHARE = 0.5
 SIGMA = 0.35
+CLOSENESS_SHARE = 0.6
+# history = clip(sum of these x evidence in -1..1): own track, own artist, item-item CF.
+# Tuned with benchmarks/recommender_sim.py; an artist-level CF term was tried and hurt.
+W_TRACK, W_ARTIST, W_CF = 1.0, 0.4, 0.4
 JITTER = 0.01  # breaks ties between equally good tracks so the same one is not always first
 N_SLOTS = len(MOODS) + 1  # one per mood, plus feedback given with no mood
 
@@ -211,16 +216,16 @@ class Recommender:
         target = self._target_for(uid, float(valence), float(arousal))
         m = int(self.model.mood_index(target[0], target[1]))
         d2 = ((self.va - target.astype(np.float32)) ** 2).sum(axis=1)
-        mood_fit = 0.6 * np.exp(-d2 / (2 * SIGMA**2)) + 0.4 * (self.moods == m)
+        mood_fit = CLOSENESS_SHARE * np.exp(-d2 / (2 * SIGMA**2)) + (1 - CLOSENESS_SHARE) * (self.moods == m)
 
         p = self._prefs.get(uid)
         if p is not None and p.any:
             t_pref = p.track[m] + OTHER_MOOD_SHARE * (p.track.sum(axis=0) - p.track[m])
             a_pref = p.artist[m] + OTHER_MOOD_SHARE * (p.artist.sum(axis=0) - p.artist[m])
             own_t = np.tanh(t_pref)
-            own_a = np.tanh(0.5 * a_pref)[self.artist_idx]
+            own_a = np.tanh(a_pref)[self.artist_idx]
             cf = self._cf_scores(uid)
-            history = 0.45 * own_t + 0.2 * own_a + 0.35 * cf
+            history = np.clip(W_TRACK * own_t + W_ARTIST * own_a + W_CF * cf, -1.0, 1.0)
         else:
             own_t = own_a = cf = None
             history = np.zeros(len(self.ids), np.float32)
