@@ -101,6 +101,16 @@ class TrainData:
     val_targets: np.ndarray
 
 
+def compact_optimizer_state(state: dict) -> dict:
+    """Momentum buffers in bfloat16: a committed checkpoint stays small, and
+    ``Optimizer.load_state_dict`` casts them back to the parameters' dtype on resume."""
+    for per_param in state["state"].values():
+        for key, value in per_param.items():
+            if torch.is_tensor(value) and value.is_floating_point() and value.dim() > 0:
+                per_param[key] = value.to(torch.bfloat16)
+    return state
+
+
 def _distributed() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -230,7 +240,7 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
                 torch.save(ema.model.state_dict(), out_dir / "best.pt")
             log.info("%s", json.dumps(record))
             tqdm.write(f"{cfg.task} epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in record.items()))
-            ck = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": opt.state_dict(),
+            ck = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": compact_optimizer_state(opt.state_dict()),
                   "scheduler": sched.state_dict(), "epoch": epoch + 1, "step": step, "history": history,
                   "rng": rng.bit_generator.state}
             tmp = last.with_suffix(".tmp")
