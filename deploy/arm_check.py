@@ -180,7 +180,7 @@ def check(args: argparse.Namespace) -> int:
         failures.append("the fixed faces differ between the machines")
     report: dict[str, Any] = {"versions": here, "faces": int(len(faces)), "max_diff": {}}
     for precision, r in run_models(Path(args.models), faces).items():
-        print(f"{precision}: load {r['load_s']:.1f} s, {len(faces)} faces {r['predict_s']:.1f} s (emulated)")
+        print(f"{precision}: load {r['load_s']:.1f} s, {len(faces)} faces {r['predict_s']:.1f} s on {here['machine']}")
         tol = TOLERANCE[precision]
         for key in ("probs", "valence", "arousal"):
             report["max_diff"][f"{precision}_{key}"] = compare(
