@@ -42,20 +42,24 @@ def energetic_major(path: Path, seconds: float = 8.0, rate: int = RATE) -> Path:
 
 
 def sad_minor(path: Path, seconds: float = 8.0, rate: int = RATE) -> Path:
-    """Slow (75 BPM), quiet, dark A minor: soft low piano-like notes over a sustained chord."""
-    rng = np.random.default_rng(1)
+    """Slow (60 BPM), quiet, low A minor: a chromatic lament line falling over a held chord,
+    in a reverberant room with some hiss (a clean synth reads as calm, not sad)."""
+    from scipy.signal import fftconvolve
+
+    rng = np.random.default_rng(2)
     n = int(seconds * rate)
-    beat = int(rate * 60 / 75)
-    melody = (0, 3, 7, 3, 12, 10, 7, 3, 5, 3, 0, -2)  # A minor, falling back to the root
-    out = 0.3 * sum(_saw(110.0 * 2 ** (s / 12), n, rate, 3) for s in MINOR) / 3
+    beat = int(rate * 60 / 60)
+    lament = (7, 6, 5, 4, 3, 2, 1, 0)  # E down to A by semitones
+    out = 0.3 * sum(_saw(55.0 * 2 ** (s / 12), n, rate, 2) for s in MINOR) / 3
     for k, start in enumerate(range(0, n - beat, beat)):
-        seg = np.arange(min(2 * beat, n - start))
-        env = (1 - np.exp(-seg / (0.03 * rate))) * np.exp(-seg / (0.6 * rate))
-        out[start:start + len(seg)] += env * _saw(220.0 * 2 ** (melody[k % 12] / 12), len(seg),
-                                                  rate, 4)
-    out += 0.01 * np.cumsum(rng.standard_normal(n)) / np.sqrt(np.arange(1, n + 1))
-    out = 0.08 * out / np.abs(out).max()
-    sf.write(str(path), out.astype(np.float32), rate)
+        seg = np.arange(min(4 * beat, n - start))
+        env = (1 - np.exp(-seg / (0.01 * rate))) * np.exp(-seg / (0.5 * rate))
+        out[start:start + len(seg)] += env * _saw(110.0 * 2 ** (lament[k % 8] / 12), len(seg),
+                                                  rate, 2)
+    room = int(0.8 * rate)
+    out = fftconvolve(out, rng.standard_normal(room) * np.exp(-np.arange(room) / (room / 5)))[:n]
+    out = out / np.abs(out).max() + 0.05 * rng.standard_normal(n)
+    sf.write(str(path), (0.08 * out / np.abs(out).max()).astype(np.float32), rate)
     return path
 
 

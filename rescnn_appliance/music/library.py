@@ -278,8 +278,9 @@ class Library:
                 select(Track.path, Track.size, Track.mtime, Track.status))}
             imported_paths = set(s.scalars(select(ImportedVA.path).where(
                 ImportedVA.path.is_not(None))))
-            imported_keys = set(s.execute(select(ImportedVA.artist_key, ImportedVA.title_key)
-                                          .where(ImportedVA.artist_key.is_not(None))).tuples())
+            imported_keys = {tuple(r) for r in s.execute(
+                select(ImportedVA.artist_key, ImportedVA.title_key).where(
+                    ImportedVA.artist_key.is_not(None)))}
         todo = []
         for item in found:
             old = known.get(item[0])
