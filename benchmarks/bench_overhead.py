@@ -31,7 +31,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rescnn_appliance.bench import BenchOptions, BenchRun, JsonLines, Stopper, _new_group
+from rescnn_appliance.bench import (
+    BenchOptions,
+    BenchRun,
+    JsonLines,
+    Stopper,
+    _new_group,
+)
 from rescnn_appliance.bench_pipeline import BenchPipeline, generated_library
 from rescnn_appliance.config import load_settings
 from rescnn_appliance.tracking import MoodTracker

@@ -90,7 +90,11 @@ def model_macs(models_dir: Path) -> dict[str, dict]:
         if "macs" in card:
             out[name] = {"macs": int(card["macs"]), "size": size, "from": str(card_path)}
             continue
-        from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_macs
+        from rescnn_appliance.training.nets import (
+            build_ecnn,
+            build_va_mobilenet,
+            count_macs,
+        )
 
         net = build_ecnn() if name == "ecnn" else build_va_mobilenet()
         out[name] = {"macs": count_macs(net, (1, size, size)), "size": size,
@@ -121,7 +125,7 @@ def main() -> int:
         ("ecnn", nets["ecnn"]["macs"], "MACs", ms(nets["ecnn"]["macs"], PI3_FP32_MACS), ms(nets["ecnn"]["macs"], PI3_INT8_MACS)),
         ("va", nets["va"]["macs"], "MACs", ms(nets["va"]["macs"], PI3_FP32_MACS), ms(nets["va"]["macs"], PI3_INT8_MACS)),
     ]
-    print(f"| stage | cost per frame | Pi 3 fp32 ms (1 core) | Pi 3 int8 ms (1 core) |")
+    print("| stage | cost per frame | Pi 3 fp32 ms (1 core) | Pi 3 int8 ms (1 core) |")
     print("|---|---|---|---|")
     for name, ops, unit, fp32, int8 in rows:
         print(f"| {name} | {ops / 1e6:.2f} M {unit} | {fp32:.1f} | {'-' if int8 is None else f'{int8:.1f}'} |")

@@ -34,10 +34,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Self
 
 from rescnn_appliance.bench_pipeline import LATENCIES, BenchPipeline, generated_library
 from rescnn_appliance.bench_sampler import SystemSampler, board_id
@@ -114,7 +115,7 @@ class Stopper:
         log.warning("%s: stopping the bench, writing the summary (again to abort)",
                     signal.Signals(signum).name)
 
-    def __enter__(self) -> Stopper:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._on_signal)
@@ -199,9 +200,10 @@ class BenchRun:
 
     def _limits(self, available: int | None = None) -> tuple[int | None, float]:
         o = self.options
-        frames = o.frames if o.frames else (None if o.duration else DEFAULT_FRAMES)
-        if available is not None:
-            frames = min(frames, available) if frames else available
+        if available is not None:  # a labelled set: every face unless bounded
+            frames: int | None = min(o.frames, available) if o.frames else available
+        else:
+            frames = o.frames if o.frames else (None if o.duration else DEFAULT_FRAMES)
         return frames, (time.monotonic() + o.duration) if o.duration else float("inf")
 
     @contextlib.contextmanager
@@ -332,7 +334,7 @@ def run_bench(settings: Any, options: BenchOptions) -> BenchResult:
                     raise BenchError(f"{exc} (models.dir = {settings.models_dir})", 78) from None
                 cv2.setNumThreads(threads)
 
-                def pipeline_for() -> BenchPipeline:
+                def pipeline_for(model: AffectModel = model) -> BenchPipeline:
                     return BenchPipeline(FaceFinder.from_settings(settings.faces), model,
                                          MoodTracker.from_settings(settings.mood, mood_of),
                                          recommender)
@@ -361,7 +363,7 @@ def _header(settings: Any, options: BenchOptions, run_dir: Path, board: str, sou
 
     return {
         "type": "run", "id": run_dir.name, "dir": str(run_dir), "board": board,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": labelled.source if labelled is not None else source.describe(),
         "models_dir": str(settings.models_dir), "precisions": list(options.precisions),
         "threads": list(options.threads), "frames": options.frames, "duration": options.duration,
@@ -375,7 +377,11 @@ def _header(settings: Any, options: BenchOptions, run_dir: Path, board: str, sou
 def _finish(run: BenchRun, header: dict[str, Any], out_root: Path, board: str,
             interrupted: bool) -> dict[str, Any]:
     from rescnn_appliance.bench_report import (
-        changes, format_table, group_summary, previous_summary, write_csv,
+        changes,
+        format_table,
+        group_summary,
+        previous_summary,
+        write_csv,
     )
 
     groups = []
@@ -383,7 +389,7 @@ def _finish(run: BenchRun, header: dict[str, Any], out_root: Path, board: str,
         label = g["variant"] + (f" {g['condition']}" if g["condition"] else "")
         groups.append(group_summary(g, [s for s in run.seconds if s["variant"] == label]))
     run_info = {k: v for k, v in header.items() if k != "type"}
-    run_info.update(interrupted=interrupted, ended=datetime.now(timezone.utc).isoformat(
+    run_info.update(interrupted=interrupted, ended=datetime.now(UTC).isoformat(
         timespec="seconds"))
     summary: dict[str, Any] = {"run": run_info, "groups": groups, "previous": None}
     found = previous_summary(out_root, board, run.run_dir)
@@ -397,7 +403,7 @@ def _finish(run: BenchRun, header: dict[str, Any], out_root: Path, board: str,
 
         try:
             plots = write_plots(run.run_dir, run.groups, run.seconds, groups)
-        except Exception as exc:  # noqa: BLE001 - a plot must not lose the measurements
+        except Exception as exc:
             log.exception("plots failed")
             plots = f"plots failed: {exc.__class__.__name__}: {exc}"
         summary["run"]["plots"] = plots

@@ -33,9 +33,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from time import perf_counter, thread_time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

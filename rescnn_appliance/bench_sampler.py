@@ -23,13 +23,18 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
 from rescnn_appliance.devices.power import LoadEstimateMeter, find_power_meter
-from rescnn_appliance.devices.thermal import cpu_frequencies_mhz, cpu_temperature_c, read_throttled
+from rescnn_appliance.devices.thermal import (
+    cpu_frequencies_mhz,
+    cpu_temperature_c,
+    read_throttled,
+)
 
 log = logging.getLogger(__name__)
 
