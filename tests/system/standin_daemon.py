@@ -1,0 +1,41 @@
+"""A minimal Type=notify daemon for the nspawn unit test: READY=1, WATCHDOG=1 every second.
+
+It runs under the shipped unit's sandbox and prints what the sandbox let it do, one line each,
+so the test can read them back from the container's journal.
+"""
+
+import os
+import socket
+import time
+
+
+def notify(message: str) -> None:
+    address = os.environ["NOTIFY_SOCKET"]
+    address = "\0" + address[1:] if address.startswith("@") else address
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
+
+
+def main() -> None:
+    print(f"standin: uid={os.getuid()}", flush=True)
+    state = os.environ.get("STATE_DIRECTORY", "")
+    with open(os.path.join(state, "probe"), "w") as fh:
+        fh.write("ok")
+    print(f"standin: state {state} writable", flush=True)
+    try:
+        open("/usr/rescnn-probe", "w")
+        print("standin: /usr writable", flush=True)
+    except OSError as exc:
+        print(f"standin: /usr refused ({exc.strerror})", flush=True)
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        print("standin: inet socket allowed", flush=True)
+    except OSError as exc:
+        print(f"standin: inet socket refused ({exc.strerror})", flush=True)
+    notify("READY=1\nSTATUS=standin running")
+    while True:
+        notify("WATCHDOG=1")
+        time.sleep(1)
+
+
+main()
