@@ -136,11 +136,19 @@ install_site() {
 }
 
 [ -x "$host_python" ] || die "no python at $host_python (run make install, or set ARM_CHECK_HOST_PYTHON)"
+# Each phase's wall time goes to stderr and into $cache/timings.txt for benchmarks/RESULTS-deploy.md.
+timed() {
+  local start=$SECONDS
+  "$@"
+  say "$1: $((SECONDS - start)) s"
+  echo "$(date -u +%FT%TZ) $1 $((SECONDS - start))" >>"$cache/timings.txt"
+}
+
 mkdir -p "$cache"
 need_tools
-build_root
-fetch_wheels
-install_site
+timed build_root
+timed fetch_wheels
+timed install_site
 [ "$prepare_only" -eq 1 ] && { say "cache ready in $cache"; exit 0; }
 
 if [ ! -f "$models/ecnn.json" ] || [ ! -f "$models/va.json" ]; then
@@ -149,12 +157,21 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-say "reference outputs on $(uname -m) with $("$host_python" -c 'import torch; print("torch", torch.__version__)')"
-PYTHONPATH=$repo nice -n 15 "$host_python" "$repo/deploy/arm_check.py" reference \
-  --models "$models" --out "$work"
-say "the same under $qemu -cpu $cpu (slow: minutes)"
-# -S: no site-packages of the root (or, through -L's fall-back to host paths, of this machine)
-# on sys.path. No bytecode writes: a path missing from the root would land on this machine.
-PYTHONPATH=$site:$repo PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
-  nice -n 19 "$qemu" -cpu "$cpu" -L "$root" "$root/usr/bin/python3" -S \
-  "$repo/deploy/arm_check.py" check --models "$models" --reference "$work"
+
+reference() {
+  say "reference outputs on $(uname -m)"
+  PYTHONPATH=$repo nice -n 15 "$host_python" "$repo/deploy/arm_check.py" reference \
+    --models "$models" --out "$work"
+}
+
+emulated() {
+  say "the same under $qemu -cpu $cpu (slow: minutes); report in $cache/report.json"
+  # -S: no site-packages of the root (or, through -L's fall-back to host paths, of this
+  # machine) on sys.path. No bytecode writes: a path missing from the root lands on the host.
+  PYTHONPATH=$site:$repo PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
+    nice -n 19 "$qemu" -cpu "$cpu" -L "$root" "$root/usr/bin/python3" -S \
+    "$repo/deploy/arm_check.py" check --models "$models" --reference "$work" --json "$cache/report.json"
+}
+
+timed reference
+timed emulated
