@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -140,6 +141,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
 
 
 def _check_value(where: str, key: str, default: Any, value: Any) -> Any:
@@ -147,7 +150,13 @@ def _check_value(where: str, key: str, default: Any, value: Any) -> Any:
         ok = isinstance(value, bool)
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        if ok:
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(f"{where}: {key} is out of range, got a {len(str(value))}-digit number") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {key} must be a finite number, got {value!r}")
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, list):
@@ -157,8 +166,6 @@ def _check_value(where: str, key: str, default: Any, value: Any) -> Any:
     if not ok:
         want = "list of strings" if isinstance(default, list) else type(default).__name__
         raise ConfigError(f"{where}: {key} must be a {want}, got {value!r}")
-    if isinstance(value, float) and value != value:
-        raise ConfigError(f"{where}: {key} must be a number, got nan")
     choices = CHOICES.get(key)
     if choices and value not in choices:
         raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)}, got {value!r}")

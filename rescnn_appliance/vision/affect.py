@@ -74,6 +74,8 @@ def read_card(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: model card not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: unreadable model card ({exc.__class__.__name__}: {exc})") from None
+    except RecursionError:
+        raise ModelError(f"{path}: unreadable model card (nested too deeply)") from None
     if not isinstance(card, dict) or not isinstance(card.get("variants"), dict):
         raise ModelError(f"{path}: model card has no 'variants' table")
     return card
