@@ -260,7 +260,13 @@ class Library:
 
     def scan(self, folders: Sequence[Path | str], progress: bool = True,
              workers: int | None = None) -> scanning.ScanReport:
-        """Scan ``folders`` recursively (see :mod:`.scan`) and refit the moods."""
+        """Scan ``folders`` recursively (see :mod:`.scan`) and refit the moods.
+
+        ``workers`` processes analyse the audio (default: one per core). When the calling
+        process already runs other threads the workers are started by forkserver, which
+        re-imports ``__main__``: call this from a program with an ``if __name__ == "__main__"``
+        guard (console scripts have one).
+        """
         from tqdm import tqdm
 
         from rescnn_appliance.music.va_model import VAModel

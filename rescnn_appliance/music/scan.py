@@ -16,6 +16,7 @@ import errno
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,8 +195,13 @@ def analyse_all(items: list[tuple[str, int, float]], csv_keys: frozenset,
         for item in items:
             yield analyse_file(item)
         return
+    # fork is cheapest but unsafe once other threads exist (a daemon with camera and button
+    # threads); then forkserver, whose workers re-import __main__: callers need a main guard.
     methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if threading.active_count() == 1 and "fork" in methods:
+        ctx = multiprocessing.get_context("fork")
+    else:
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     pool = ctx.Pool(min(workers, len(items)), initializer=_init_worker, initargs=(csv_keys,))
     try:
         yield from pool.imap_unordered(analyse_file, items, chunksize=2)
