@@ -20,7 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rescnn_appliance.music.audio_features import EXCERPT_S, features_from_samples, read_excerpt
+from rescnn_appliance.music.audio_features import (
+    EXCERPT_S,
+    features_from_samples,
+    read_excerpt,
+)
 from rescnn_appliance.music.va_model import VAModel
 from rescnn_appliance.training.music_va import cross_validate, load_dataset
 

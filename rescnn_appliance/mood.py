@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import json
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -56,12 +56,12 @@ class MoodModel:
         self.n_tracks = n_tracks
 
     @classmethod
-    def prototypes(cls) -> "MoodModel":
+    def prototypes(cls) -> MoodModel:
         return cls(PROTOTYPES.copy(), 0)
 
     @classmethod
-    def fit(cls, points: Iterable[Sequence[float]], previous: "MoodModel | None" = None,
-            seed: int = 0) -> "MoodModel":
+    def fit(cls, points: Iterable[Sequence[float]], previous: MoodModel | None = None,
+            seed: int = 0) -> MoodModel:
         """K-means over ``points`` (valence, arousal); starts from ``previous`` when given."""
         from scipy.optimize import linear_sum_assignment
         from sklearn.cluster import KMeans
@@ -94,7 +94,7 @@ class MoodModel:
                            "n_tracks": self.n_tracks})
 
     @classmethod
-    def from_json(cls, text: str) -> "MoodModel":
+    def from_json(cls, text: str) -> MoodModel:
         data = json.loads(text)
         return cls(np.array([data["moods"][m] for m in MOODS]), int(data.get("n_tracks", 0)))
 

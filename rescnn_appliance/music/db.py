@@ -19,16 +19,23 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from sqlalchemy import (
-    Float, ForeignKey, Index, Integer, String, Text, create_engine, event, inspect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ class MigrationError(Exception):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -69,19 +76,19 @@ class Track(Base):
     __tablename__ = "tracks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, unique=True)
-    title: Mapped[Optional[str]] = mapped_column(Text)
-    artist: Mapped[Optional[str]] = mapped_column(Text)
-    album: Mapped[Optional[str]] = mapped_column(Text)
-    duration_s: Mapped[Optional[float]] = mapped_column(Float)
-    valence: Mapped[Optional[float]] = mapped_column(Float)
-    arousal: Mapped[Optional[float]] = mapped_column(Float)
-    va_source: Mapped[Optional[str]] = mapped_column(String(8))  # tags | csv | audio
-    mood: Mapped[Optional[str]] = mapped_column(String(16))
-    size: Mapped[Optional[int]] = mapped_column(Integer)
-    mtime: Mapped[Optional[float]] = mapped_column(Float)
+    title: Mapped[str | None] = mapped_column(Text)
+    artist: Mapped[str | None] = mapped_column(Text)
+    album: Mapped[str | None] = mapped_column(Text)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    valence: Mapped[float | None] = mapped_column(Float)
+    arousal: Mapped[float | None] = mapped_column(Float)
+    va_source: Mapped[str | None] = mapped_column(String(8))  # tags | csv | audio
+    mood: Mapped[str | None] = mapped_column(String(16))
+    size: Mapped[int | None] = mapped_column(Integer)
+    mtime: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(8), default="ok")  # ok | error | missing
-    error: Mapped[Optional[str]] = mapped_column(Text)
-    scanned_at: Mapped[Optional[datetime]] = mapped_column(default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)
+    scanned_at: Mapped[datetime | None] = mapped_column(default=utcnow)
 
 
 class Feedback(Base):
@@ -93,9 +100,9 @@ class Feedback(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(8))
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    valence: Mapped[Optional[float]] = mapped_column(Float)
-    arousal: Mapped[Optional[float]] = mapped_column(Float)
-    mood: Mapped[Optional[str]] = mapped_column(String(16))
+    valence: Mapped[float | None] = mapped_column(Float)
+    arousal: Mapped[float | None] = mapped_column(Float)
+    mood: Mapped[str | None] = mapped_column(String(16))
     __table_args__ = (Index("ix_feedback_user", "user_id"), Index("ix_feedback_track", "track_id"))
 
 
@@ -104,10 +111,10 @@ class Play(Base):
 
     __tablename__ = "plays"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    ended_how: Mapped[Optional[str]] = mapped_column(String(16))
+    ended_how: Mapped[str | None] = mapped_column(String(16))
     __table_args__ = (Index("ix_plays_user", "user_id"),)
 
 
@@ -126,9 +133,9 @@ class ImportedVA(Base):
 
     __tablename__ = "imported_va"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[Optional[str]] = mapped_column(Text, index=True)
-    artist_key: Mapped[Optional[str]] = mapped_column(Text)
-    title_key: Mapped[Optional[str]] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text, index=True)
+    artist_key: Mapped[str | None] = mapped_column(Text)
+    title_key: Mapped[str | None] = mapped_column(Text)
     valence: Mapped[float] = mapped_column(Float)
     arousal: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(Text)  # "FILE.csv:LINE"
@@ -180,7 +187,7 @@ def make_engine(path: Path | str) -> Engine:
     return engine
 
 
-def current_revision(engine: Engine) -> Optional[str]:
+def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
@@ -193,7 +200,7 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
-def _backup(engine: Engine, path: Path, revision: Optional[str]) -> Path:
+def _backup(engine: Engine, path: Path, revision: str | None) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dest = path.with_name(f"{path.name}.bak-{revision or 'none'}-{stamp}")
     raw = engine.raw_connection()

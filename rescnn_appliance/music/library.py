@@ -28,9 +28,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert
@@ -40,14 +41,24 @@ from sqlalchemy.orm import Session
 from rescnn_appliance.mood import MoodModel
 from rescnn_appliance.music import scan as scanning
 from rescnn_appliance.music.db import (
-    FEEDBACK_KINDS, AppState, DatabaseBusy, Feedback, ImportedVA, MoodModelRow, Play, Track,
-    User, is_busy, open_engine, utcnow,
+    FEEDBACK_KINDS,
+    AppState,
+    DatabaseBusy,
+    Feedback,
+    ImportedVA,
+    MoodModelRow,
+    Play,
+    Track,
+    User,
+    is_busy,
+    open_engine,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
 BATCH_FILES = 25
 BATCH_SECONDS = 2.0
-FeedbackListener = Callable[[int, int, str, Optional[str]], None]
+FeedbackListener = Callable[[int, int, str, str | None], None]
 
 
 class UnknownUser(LookupError):
@@ -68,7 +79,7 @@ class Library:
         self._listeners: list[FeedbackListener] = []
 
     @classmethod
-    def open(cls, db_path: Path | str) -> "Library":
+    def open(cls, db_path: Path | str) -> Library:
         path = Path(db_path).expanduser()
         return cls(open_engine(path), path)
 

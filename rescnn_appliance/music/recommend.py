@@ -30,8 +30,9 @@ Example::
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -81,7 +82,7 @@ class Recommender:
     """Scores every usable track for a user and target mood; see the module docstring."""
 
     def __init__(self, lib: Library, recommend: Mapping[str, Any], playback: Mapping[str, Any],
-                 seed: Optional[int] = None) -> None:
+                 seed: int | None = None) -> None:
         self.lib = lib
         self.mood_weight = float(recommend["mood_weight"])
         self.history_weight = float(recommend["history_weight"])
@@ -149,7 +150,7 @@ class Recommender:
     def _recent_for(self, uid: int) -> deque:
         return self._recent.setdefault(uid, deque(maxlen=max(1, self.no_repeat)))
 
-    def _apply(self, uid: int, tid: int, kind: str, mood: Optional[str]) -> None:
+    def _apply(self, uid: int, tid: int, kind: str, mood: str | None) -> None:
         i = self.index.get(tid)
         if i is None:
             return
@@ -169,7 +170,7 @@ class Recommender:
             p.artist_likes[a] += 1
         self._cf[self._cf_rows[uid], i] = np.tanh(p.track[:, i].sum())
 
-    def _on_feedback(self, uid: int, tid: int, kind: str, mood: Optional[str]) -> None:
+    def _on_feedback(self, uid: int, tid: int, kind: str, mood: str | None) -> None:
         if self._revision == self.lib.tracks_revision:
             self._apply(uid, tid, kind, mood)
 
@@ -203,7 +204,7 @@ class Recommender:
         den = np.abs(Rn).T @ (np.abs(Rn) @ rated) + 1e-6
         return np.clip(num / den, -1.0, 1.0)
 
-    def next_track(self, user: Optional[str], valence: float, arousal: float) -> Optional[Choice]:
+    def next_track(self, user: str | None, valence: float, arousal: float) -> Choice | None:
         """The best track now for ``user`` (None: a guest with no history); None if no tracks."""
         if self._revision != self.lib.tracks_revision:
             self.refresh()
@@ -255,7 +256,7 @@ class Recommender:
         return Choice(int(self.ids[i]), self.paths[i], self.titles[i], self.artists[i],
                       MOODS[int(self.moods[i])], float(score[i]), reason)
 
-    def _reason(self, i: int, m: int, p: Optional[_UserPrefs], own_t, cf, exploring: bool,
+    def _reason(self, i: int, m: int, p: _UserPrefs | None, own_t, cf, exploring: bool,
                 target: np.ndarray) -> str:
         parts = [MOODS[int(self.moods[i])]]
         if self.target == "uplift" and MOODS[m] != self.model.mood_of(*self.goal):

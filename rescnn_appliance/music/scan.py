@@ -18,9 +18,9 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".m4a"})
 # libsndfile has no AAC decoder: an m4a needs VA from its tags or an imported CSV.
@@ -35,15 +35,15 @@ class FileResult:
     path: str
     size: int
     mtime: float
-    title: Optional[str] = None
-    artist: Optional[str] = None
-    album: Optional[str] = None
-    duration_s: Optional[float] = None
-    valence: Optional[float] = None
-    arousal: Optional[float] = None
-    va_source: Optional[str] = None
-    error: Optional[str] = None
-    note: Optional[str] = None
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    duration_s: float | None = None
+    valence: float | None = None
+    arousal: float | None = None
+    va_source: str | None = None
+    error: str | None = None
+    note: str | None = None
     gone: bool = False
     audio_s: float = 0.0
     cpu_s: float = 0.0
@@ -70,7 +70,7 @@ class ScanReport:
                 f"{self.missing} newly missing, {self.seconds:.1f} s")
 
 
-def key(text: Optional[str]) -> str:
+def key(text: str | None) -> str:
     """Artist/title key for matching imported VA: case and spacing folded."""
     return " ".join((text or "").casefold().split())
 
@@ -163,7 +163,10 @@ def analyse_file(item: tuple[str, int, float]) -> FileResult:
                     res.error = (f"cannot decode {suffix} here (no AAC decoder); give it VALENCE/"
                                  "AROUSAL tags or import-va a CSV row")
                 return res
-            from rescnn_appliance.music.audio_features import features_from_samples, read_excerpt
+            from rescnn_appliance.music.audio_features import (
+                features_from_samples,
+                read_excerpt,
+            )
             from rescnn_appliance.music.va_model import VAModel
 
             mono, rate, duration = read_excerpt(path)
@@ -176,7 +179,7 @@ def analyse_file(item: tuple[str, int, float]) -> FileResult:
                 res.audio_s = len(mono) / rate
     except FileNotFoundError:
         res.error, res.gone = "file vanished during the scan", True
-    except Exception as exc:  # one bad file must not stop the scan
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the scan
         msg = str(exc).splitlines()[0] if str(exc) else ""
         res.error = f"{type(exc).__name__}: {msg}" if not msg.startswith("cannot") else msg
         if not os.path.exists(path):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import mutagen
 from mutagen.easyid3 import EasyID3
@@ -36,16 +35,16 @@ for _key in ("VALENCE", "AROUSAL"):
 class TrackTags:
     """What the tags say; any field may be missing."""
 
-    title: Optional[str] = None
-    artist: Optional[str] = None
-    album: Optional[str] = None
-    duration_s: Optional[float] = None
-    valence: Optional[float] = None
-    arousal: Optional[float] = None
-    note: Optional[str] = None
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    duration_s: float | None = None
+    valence: float | None = None
+    arousal: float | None = None
+    note: str | None = None
 
 
-def _first(tags, key: str) -> Optional[str]:
+def _first(tags, key: str) -> str | None:
     try:
         value = tags.get(key)
     except (KeyError, ValueError):
@@ -56,7 +55,7 @@ def _first(tags, key: str) -> Optional[str]:
     return text or None
 
 
-def _unit(text: Optional[str]) -> Optional[float]:
+def _unit(text: str | None) -> float | None:
     if text is None:
         return None
     value = float(text)  # ValueError for junk

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 
@@ -51,7 +51,7 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _pick(header: dict[str, str], names: tuple[str, ...]) -> Optional[str]:
+def _pick(header: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((header[n] for n in names if n in header), None)
 
 
@@ -65,7 +65,7 @@ def _number(text: str, lo: float, hi: float, what: str) -> float:
     return value
 
 
-def import_csv(lib: "Library", path: Path) -> ImportReport:
+def import_csv(lib: Library, path: Path) -> ImportReport:
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:

@@ -76,13 +76,13 @@ class VAModel:
         return {"kind": "multinomial-logistic-quadrants", "feature_names": list(FEATURE_NAMES),
                 "quadrants": list(QUADRANTS), "mean": self.mean.tolist(),
                 "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept.tolist(), **{"meta": self.meta}}
+                "intercept": self.intercept.tolist(), "meta": self.meta}
 
     def save(self, path: Path | str = DEFAULT_PATH) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: Path | str = DEFAULT_PATH) -> "VAModel":
+    def load(cls, path: Path | str = DEFAULT_PATH) -> VAModel:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:

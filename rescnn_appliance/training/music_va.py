@@ -23,8 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rescnn_appliance.music.audio_features import EXCERPT_S, FEATURE_NAMES, read_excerpt, \
-    features_from_samples
+from rescnn_appliance.music.audio_features import (
+    EXCERPT_S,
+    FEATURE_NAMES,
+    features_from_samples,
+    read_excerpt,
+)
 from rescnn_appliance.music.va_model import DEFAULT_PATH, QUADRANTS, VAModel
 
 C_REGULARISATION = 0.03
@@ -73,7 +77,7 @@ def cross_validate(data: dict[str, np.ndarray], c: float = C_REGULARISATION) -> 
     a_true = np.isin(y, (0, 1))
     v_ok, a_ok = (va[:, 0] > 0) == v_true, (va[:, 1] > 0) == a_true
     return {
-        "clips": int(len(y)), "artists": int(len(np.unique(groups))), "folds": N_FOLDS,
+        "clips": len(y), "artists": len(np.unique(groups)), "folds": N_FOLDS,
         "quadrant_accuracy": float(np.mean(v_ok & a_ok)),
         "valence_sign_accuracy": float(np.mean(v_ok)),
         "arousal_sign_accuracy": float(np.mean(a_ok)),
