@@ -206,6 +206,16 @@ def check(args: argparse.Namespace) -> int:
     if not close:
         failures.append("audio features differ")
 
+    # apt's picamera2 imports simplejpeg; the pinned wheel must work with the pinned numpy 2.
+    try:
+        import simplejpeg
+
+        jpeg = simplejpeg.encode_jpeg(np.ascontiguousarray(np.repeat(faces[0][:, :, None], 3, 2)))
+        shape = simplejpeg.decode_jpeg(jpeg, colorspace="GRAY").shape
+        print(f"simplejpeg {simplejpeg.__version__}: JPEG round trip {shape}")
+    except Exception as exc:  # noqa: BLE001 - any failure here is the finding
+        failures.append(f"simplejpeg: {exc.__class__.__name__}: {exc}")
+
     report["failures"] = failures
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
