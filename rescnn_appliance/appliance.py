@@ -114,6 +114,7 @@ class NowPlaying:
     user: str | None
     started_mono: float = 0.0
     start_s: float = 0.0
+    duration_s: float | None = None
 
 
 class Appliance:
@@ -464,23 +465,18 @@ class Appliance:
     def _ended_at_once(self, playing: NowPlaying) -> bool:
         if playing.start_s > 0 or time.monotonic() - playing.started_mono > ENDED_AT_ONCE_S:
             return False
-        try:
-            duration = self.lib.track(playing.track_id).duration_s
-        except Exception:  # noqa: BLE001 - unknown: trust VLC
-            return False
+        duration = playing.duration_s  # None (unknown): trust VLC
         return bool(duration and duration > 2 * ENDED_AT_ONCE_S)
 
     def _track_failed(self, playing: NowPlaying, why: str) -> None:
-        from rescnn_appliance.music.db import Track
+        from rescnn_appliance.music.library import UnknownTrack
 
         log.error("%s: cannot play (%s); marked and skipped", playing.path, why,
                   extra={"TRACK": playing.path})
         try:
-            with self.lib.session() as s:
-                track = s.get(Track, playing.track_id)
-                if track is not None:
-                    track.status, track.error = "error", f"playback: {why}"
-            self.lib.tracks_revision += 1  # the recommender reloads without it
+            self.lib.mark_error(playing.track_id, f"playback: {why}")
+        except UnknownTrack:
+            pass  # gone from the library already: nothing to mark
         except Exception as exc:  # noqa: BLE001
             log.warning("could not mark %s: %s", playing.path, _one_line(exc))
 
@@ -517,13 +513,13 @@ class Appliance:
                 log.warning("no playable tracks in the library")
             return
         self._start_track(choice.track_id, choice.path, choice.title, choice.artist, choice.mood,
-                          choice.reason)
+                          choice.reason, duration_s=choice.duration_s)
 
     def _start_track(self, track_id: int, path: str, title: str, artist: str, mood: str,
-                     reason: str, start_s: float = 0.0) -> None:
+                     reason: str, start_s: float = 0.0, duration_s: float | None = None) -> None:
         self.now_playing = NowPlaying(track_id, path, title or Path(path).stem, artist or "",
                                       mood, reason, _utcnow(), self.user, time.monotonic(),
-                                      start_s)
+                                      start_s, duration_s)
         self.player.play(path, start_s=start_s)
         self.policy.track_started(time.monotonic(), mood)
         state = self.tracker.state
@@ -610,7 +606,8 @@ class Appliance:
             return
         self._start_track(int(last["track_id"]), last["path"], last.get("title", ""),
                           last.get("artist", ""), last.get("mood", ""),
-                          "resumed after restart", float(last.get("position_s", 0.0)))
+                          "resumed after restart", float(last.get("position_s", 0.0)),
+                          last.get("duration_s"))
 
     def _save_position(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -623,6 +620,7 @@ class Appliance:
                 "track_id": playing.track_id, "path": playing.path, "title": playing.title,
                 "artist": playing.artist, "mood": playing.mood, "reason": playing.reason,
                 "user": playing.user, "started_at": playing.started_at.isoformat(),
+                "duration_s": playing.duration_s,
                 "position_s": round(self.player.position_s, 1)})
         self._set_state("volume", self.player.volume)
         state = self.tracker.state

@@ -9,7 +9,7 @@ import pytest
 
 from rescnn_appliance.config import load_settings
 from rescnn_appliance.music.db import Track
-from rescnn_appliance.music.library import Library
+from rescnn_appliance.music.library import Library, UnknownTrack
 from rescnn_appliance.music.recommend import Recommender
 
 # (valence, arousal) centres: happy, energetic, calm, sad
@@ -130,3 +130,19 @@ def test_removed_user_starts_again_from_nothing(lib: Library) -> None:
     lib.remove_user("ana")
     lib.add_user("ana")
     assert rec.next_track("ana", *HAPPY).reason == "happy; close to your mood"
+
+
+def test_a_track_marked_as_failing_is_not_chosen_again(lib: Library) -> None:
+    with lib.session() as s:
+        for t in s.query(Track):
+            t.duration_s = 180.0 + t.id
+    rec = _rec(lib, no_repeat=1)
+    first = rec.next_track("ana", *SAD)
+    assert first.duration_s == 180.0 + first.track_id  # the player's ended-too-soon check
+    lib.mark_error(first.track_id, "playback: not decodable")
+    assert lib.track(first.track_id).status == "error"
+    assert lib.track(first.track_id).error == "playback: not decodable"
+    # ten sad tracks, no-repeat window of one: without the mark it would come back
+    assert first.track_id not in {rec.next_track("ana", *SAD).track_id for _ in range(30)}
+    with pytest.raises(UnknownTrack, match="9999"):
+        lib.mark_error(9999, "gone")

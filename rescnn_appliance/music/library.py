@@ -10,6 +10,7 @@ commits at once; a write that finds the database locked raises
     lib.set_state("volume", 70); lib.get_state("volume")       # JSON values
     lib.record_feedback("ana", track_id, "like", valence=0.3, arousal=0.1, mood="happy")
     lib.record_play("ana", track_id, started_at=None, ended_how="complete")
+    lib.mark_error(track_id, "playback: not decodable")   # out of play until a rescan
     lib.mood_model()                             # the fitted MoodModel
     lib.import_va(Path("export.csv"))            # -> ImportReport (see va_import)
 
@@ -197,6 +198,16 @@ class Library:
         if len(hits) == 1:
             return hits[0]
         raise UnknownTrack(f"no single track matches {ref!r}" + (" (several do)" if hits else ""))
+
+    def mark_error(self, track_id: int, why: str) -> None:
+        """Take a track out of play: status 'error' with ``why`` as its error (a rescan that
+        finds the file changed tries it again). The recommender stops choosing it at once."""
+        with self.session() as s:
+            track = s.get(Track, track_id)
+            if track is None:
+                raise UnknownTrack(f"no track with id {track_id}")
+            track.status, track.error = "error", why
+        self.tracks_revision += 1
 
     def stats(self) -> dict[str, Any]:
         with self.session() as s:

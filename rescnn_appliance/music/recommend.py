@@ -63,6 +63,7 @@ class Choice:
     mood: str
     score: float
     reason: str
+    duration_s: float | None = None  # from the tags or the decoder; None when unknown
 
 
 class _UserPrefs:
@@ -105,7 +106,8 @@ class Recommender:
         self.model: MoodModel = lib.mood_model()
         with lib.session() as s:
             rows = s.execute(select(Track.id, Track.path, Track.title, Track.artist,
-                                    Track.valence, Track.arousal, Track.mood).where(
+                                    Track.valence, Track.arousal, Track.mood,
+                                    Track.duration_s).where(
                 Track.status == "ok", Track.valence.is_not(None)).order_by(Track.id)).all()
             fb = s.execute(select(Feedback.user_id, Feedback.track_id, Feedback.kind,
                                   Feedback.mood)).all()
@@ -117,6 +119,7 @@ class Recommender:
         self.paths = [r[1] for r in rows]
         self.titles = [r[2] or "" for r in rows]
         self.artists = [r[3] or "" for r in rows]
+        self.durations = [r[7] for r in rows]
         self.va = np.array([(r[4], r[5]) for r in rows], np.float32).reshape(-1, 2)
         mood_of = {m: i for i, m in enumerate(MOODS)}
         self.moods = np.array([mood_of[r[6]] if r[6] in mood_of else
@@ -254,7 +257,7 @@ class Recommender:
         self._recent_for(uid).append(int(self.ids[i]))
         reason = self._reason(i, m, p, own_t, cf, exploring, target)
         return Choice(int(self.ids[i]), self.paths[i], self.titles[i], self.artists[i],
-                      MOODS[int(self.moods[i])], float(score[i]), reason)
+                      MOODS[int(self.moods[i])], float(score[i]), reason, self.durations[i])
 
     def _reason(self, i: int, m: int, p: _UserPrefs | None, own_t, cf, exploring: bool,
                 target: np.ndarray) -> str:
