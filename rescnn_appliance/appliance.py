@@ -573,7 +573,7 @@ class Appliance:
 
     def _scan_finished(self, event: ScanFinished) -> None:
         (log.info if event.ok else log.error)("library scan: %s", event.message)
-        self.lib.tracks_revision += 1  # the scan ran on its own connection
+        # the recommender sees the scan's tracks by itself (Library.tracks_revision)
         self.tracker.mood_of = self.lib.mood_model().mood_of
         self.scan_done = True
         if self.now_playing is None and not self.policy.paused_for_absence:

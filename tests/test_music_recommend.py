@@ -146,3 +146,37 @@ def test_a_track_marked_as_failing_is_not_chosen_again(lib: Library) -> None:
     assert first.track_id not in {rec.next_track("ana", *SAD).track_id for _ in range(30)}
     with pytest.raises(UnknownTrack, match="9999"):
         lib.mark_error(9999, "gone")
+
+
+def test_a_scan_by_another_library_on_another_thread_reaches_the_recommender(
+        lib: Library, tmp_path: Path) -> None:
+    """As in the appliance: the scan opens its own Library; nobody tells the recommender."""
+    import threading
+
+    from tests.music_clips import tone
+
+    rec = _rec(lib, no_repeat=1)
+    before = rec.next_track("ana", *HAPPY)
+    assert before is not None and before.path.startswith("/music/")
+    folder = tmp_path / "new"
+    folder.mkdir()
+    tone(folder / "new.flac", 2.0, fmt="FLAC")
+    from mutagen.flac import FLAC
+
+    tags = FLAC(str(folder / "new.flac"))
+    tags["VALENCE"], tags["AROUSAL"], tags["TITLE"] = "0.6", "0.15", "brand new"
+    tags.save()
+
+    def scan() -> None:
+        other = Library.open(lib.path)
+        try:
+            other.scan([folder], progress=False, workers=1)
+        finally:
+            other.close()
+
+    worker = threading.Thread(target=scan)
+    worker.start()
+    worker.join(60)
+    new_id = lib.track("brand new").id
+    lib.record_feedback("ana", new_id, "like", *HAPPY, "happy")  # reaches the fresh load
+    assert rec.next_track("ana", *HAPPY).track_id == new_id

@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Integer, cast, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 25
 BATCH_SECONDS = 2.0
 FeedbackListener = Callable[[int, int, str, str | None], None]
+REVISION_KEY = "tracks_revision"  # app_state row bumped with every change the recommender loads
 
 
 class UnknownUser(LookupError):
@@ -76,7 +77,6 @@ class Library:
     def __init__(self, engine, path: Path) -> None:
         self.engine = engine
         self.path = path
-        self.tracks_revision = 0  # bumps when tracks or moods change (recommender reloads)
         self._listeners: list[FeedbackListener] = []
 
     @classmethod
@@ -98,6 +98,21 @@ class Library:
             if is_busy(exc):
                 raise DatabaseBusy(f"{self.path}: database is locked, try again") from None
             raise
+
+    @property
+    def tracks_revision(self) -> int:
+        """A counter in the database, bumped in the same transaction as every change to
+        tracks, moods or users by any :class:`Library` on this file (a scan on another thread
+        or process, ``users remove`` from the command line); readers reload when it moves."""
+        with self.session() as s:
+            raw = s.scalar(select(AppState.value).where(AppState.key == REVISION_KEY))
+        return int(raw) if raw else 0
+
+    @staticmethod
+    def _bump_revision(s: Session) -> None:
+        stmt = insert(AppState).values(key=REVISION_KEY, value="1")
+        s.execute(stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"value": cast(AppState.value, Integer) + 1}))
 
     # --- users ------------------------------------------------------------------------
 
@@ -129,9 +144,9 @@ class Library:
         uid = self.user_id(name)
         with self.session() as s:
             s.execute(delete(User).where(User.id == uid))  # FK cascade deletes the history
+            self._bump_revision(s)
         if self.get_state("active_user") == name:
             self.set_state("active_user", None)
-        self.tracks_revision += 1
 
     # --- resume state -------------------------------------------------------------------
 
@@ -207,7 +222,7 @@ class Library:
             if track is None:
                 raise UnknownTrack(f"no track with id {track_id}")
             track.status, track.error = "error", why
-        self.tracks_revision += 1
+            self._bump_revision(s)
 
     def stats(self) -> dict[str, Any]:
         with self.session() as s:
@@ -247,7 +262,7 @@ class Library:
             if rows:
                 s.execute(update(Track), [{"id": r[0], "mood": MOODS[int(m)]}
                                           for r, m in zip(rows, moods)])
-        self.tracks_revision += 1
+            self._bump_revision(s)
         return model
 
     # --- scan and import ----------------------------------------------------------------
@@ -368,7 +383,7 @@ class Library:
         with self.session() as s:
             s.execute(stmt.on_conflict_do_update(
                 index_elements=["path"], set_={c: stmt.excluded[c] for c in cols}), rows)
-        self.tracks_revision += 1
+            self._bump_revision(s)
 
     def _mark_missing(self, roots: list[Path], seen: set[str]) -> int:
         prefixes = tuple(str(r).rstrip(os.sep) + os.sep for r in roots)
@@ -378,4 +393,5 @@ class Library:
             if gone:
                 s.execute(update(Track), [{"id": t, "status": "missing",
                                            "error": "file no longer found"} for t in gone])
+                self._bump_revision(s)
         return len(gone)

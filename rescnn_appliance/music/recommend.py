@@ -13,7 +13,10 @@
 Never-again tracks never return for that user; the last ``no_repeat`` choices are not repeated;
 with probability ``explore`` the pick is limited to tracks the user has not heard. A new user
 (no history) gets pure mood fit. Feedback recorded through the library reaches the recommender at
-once (it listens), so the very next choice reflects it.
+once (it listens), so the very next choice reflects it. Changes to tracks, moods or users made
+by any ``Library`` on the same file (the appliance's background scan, ``users remove`` from
+the command line) bump ``Library.tracks_revision``, a counter kept in the database; the next
+choice after one reloads everything.
 
 Target policy (``settings.playback.target``): ``mirror`` aims at the listener's own
 valence/arousal; ``uplift`` starts there and moves ``uplift_step`` per track toward
@@ -93,7 +96,7 @@ class Recommender:
         self.goal = np.array([playback["goal_valence"], playback["goal_arousal"]], float)
         self.step = float(playback["uplift_step"])
         self.rng = np.random.default_rng(seed)
-        self._revision = -1
+        self._revision: int | None = None  # lib.tracks_revision this was loaded at
         self._recent: dict[int, deque] = {}
         self._uplift: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # (target, anchor)
         lib.add_listener(self._on_feedback)
@@ -103,6 +106,7 @@ class Recommender:
     def refresh(self) -> None:
         """Reload tracks and all feedback from the database."""
         lib = self.lib
+        revision = lib.tracks_revision  # first: a change during the load shows as a newer one
         self.model: MoodModel = lib.mood_model()
         with lib.session() as s:
             rows = s.execute(select(Track.id, Track.path, Track.title, Track.artist,
@@ -140,7 +144,7 @@ class Recommender:
         for uid, tid in reversed(plays):
             if uid is not None and tid in self.index:
                 self._recent_for(uid).append(tid)
-        self._revision = lib.tracks_revision
+        self._revision = revision
 
     def _prefs_for(self, uid: int) -> _UserPrefs:
         p = self._prefs.get(uid)
@@ -174,7 +178,7 @@ class Recommender:
         self._cf[self._cf_rows[uid], i] = np.tanh(p.track[:, i].sum())
 
     def _on_feedback(self, uid: int, tid: int, kind: str, mood: str | None) -> None:
-        if self._revision == self.lib.tracks_revision:
+        if self._revision is not None:  # a stale load is replaced before the next choice
             self._apply(uid, tid, kind, mood)
 
     # --- choosing -----------------------------------------------------------------------
