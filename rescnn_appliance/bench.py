@@ -221,6 +221,7 @@ class BenchRun:
         finally:
             group["wall_s"] = round(time.perf_counter() - start, 4)
             self._bar.close()
+            self._second(self.sampler.sample())  # the group's tail, so even a short one has one
             self.sampler.label = ""  # what runs between groups (loading a model) is no group's
 
     def frames_variant(self, source: Any, pipeline: BenchPipeline, precision: str,
@@ -351,8 +352,6 @@ def run_bench(settings: Any, options: BenchOptions) -> BenchResult:
             run.sampler.stop()
             if source is not None:
                 source.close()
-        if run.groups:
-            run.seconds.append(run.sampler.sample())  # the tail after the last full second
         summary = _finish(run, header, out_root, board, stopper.stopped)
     return BenchResult(run_dir, summary, stopper.stopped)
 

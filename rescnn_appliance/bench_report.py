@@ -157,11 +157,11 @@ def format_table(summary: dict[str, Any]) -> str:
     run = summary["run"]
     lines = [f"bench {run['id']}  board: {run['board']}  source: {run['source']}"
              + ("  (interrupted)" if run.get("interrupted") else "")]
-    head = f"{'variant':<10} {'condition':<13} {'stage':<11} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}  ms"
+    head = f"{'variant':<10} {'condition':<13} {'stage':<14} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}  ms"
     lines.append(head)
     for g in summary["groups"]:
         for stage, st in g["stages"].items():
-            lines.append(f"{g['variant']:<10} {g['condition'] or '-':<13} {stage:<11} "
+            lines.append(f"{g['variant']:<10} {g['condition'] or '-':<13} {stage:<14} "
                          f"{st['p50']:>8.2f} {st['p95']:>8.2f} {st['p99']:>8.2f} {st['max']:>8.2f}")
         s = g["system"]
         est = " (estimated)" if s["power_estimated"] else ""

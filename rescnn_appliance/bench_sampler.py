@@ -103,6 +103,7 @@ class SystemSampler:
         self.t0 = time.monotonic()
         self._last = (self.t0, 0)
         self._power_error = ""
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
 
@@ -126,9 +127,10 @@ class SystemSampler:
 
     def sample(self) -> dict[str, Any]:
         """One sample now (also what the thread emits each period)."""
-        now, frames = time.monotonic(), self.frames
-        last_t, last_frames = self._last
-        self._last = (now, frames)
+        with self._lock:  # the bench loop takes one at the end of each group, too
+            now, frames = time.monotonic(), self.frames
+            last_t, last_frames = self._last
+            self._last = (now, frames)
         throttle = read_throttled(self.root, self.vcgencmd)
         freqs = cpu_frequencies_mhz(self.root)
         out: dict[str, Any] = {
