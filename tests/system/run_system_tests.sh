@@ -19,6 +19,7 @@ if [ ! -x "$ROOT/lib/systemd/systemd" ]; then
         --groups video,audio,gpio,i2c rescnn'
     mv "$ROOT.tmp" "$ROOT"
 fi
+mkdir -p .cache
 status=0
 timeout 180 systemd-nspawn -q -b --keep-unit --register=no --volatile=overlay -D "$ROOT" \
     --bind-ro="$PWD:/src" systemd.run=/src/tests/system/in_container.sh \
