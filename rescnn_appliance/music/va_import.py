@@ -111,7 +111,10 @@ def import_csv(lib: Library, path: Path) -> ImportReport:
                 if not track_path and not (artist and title):
                     raise ValueError("no path and no artist/title to match a track")
                 if track_path:
-                    track_path = str(Path(track_path).expanduser().absolute())
+                    try:
+                        track_path = str(Path(track_path).expanduser().absolute())
+                    except RuntimeError:  # "~someone/..." for a user that does not exist
+                        raise ValueError(f"path {track_path!r}: unknown home directory") from None
             except ValueError as exc:
                 report.errors.append(f"{path}:{line}: {exc}")
                 continue

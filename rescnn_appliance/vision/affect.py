@@ -94,6 +94,8 @@ def load_verified(models_dir: Path, name: str, precision: str) -> tuple[Any, dic
             or not isinstance(variant.get("sha256"), str):
         raise ModelError(f"{card_path}: no {precision} variant with file and sha256")
     file = models_dir / Path(variant["file"]).name
+    if not file.name.isprintable():
+        raise ModelError(f"{card_path}: {precision} file name {variant['file']!r} is not a plain name")
     if not file.is_file():
         raise ModelError(f"{file}: model file missing")
     digest = sha256_of(file)
