@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from rescnn_appliance.config import Settings
+from rescnn_appliance.mood import MOODS
+from rescnn_appliance.music import readings
 from rescnn_appliance.playback import Action, PlaybackPolicy
 from rescnn_appliance.tracking import MoodState, MoodTracker
 from rescnn_appliance.vision.affect import AffectReading
@@ -53,6 +55,7 @@ READINGS_KEPT = 20            # recent readings kept for `status`
 WORKER_STALL_S = 15.0         # sensing silent this long: stop petting the watchdog
 ENDED_AT_ONCE_S = 1.0         # an "end" this soon after start, for a longer track, is a failure
 ERRORS_BEFORE_WAIT = 10       # failed tracks in a row before the next try waits for a tick
+PRUNE_EVERY_S = 24 * 3600.0   # readings past privacy.retention_days are erased this often
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class Appliance:
         self._line = ""
         self._last_position_save = 0.0
         self._last_readings_save = 0.0
+        self._last_prune = 0.0
         self._readings: list[dict[str, Any]] = []
         self._errors_in_row = 0
         self.lib: Any = None
@@ -183,7 +187,8 @@ class Appliance:
         self.notifier = ServiceNotifier()
         self.notifier.status("starting: loading models")
         model = AffectModel.load(s.models_dir, s.models.precision, s.models.threads)
-        self.lib = Library.open(s.database_path)
+        self.lib = Library.open(s.database_path, store_readings=s.privacy.store_readings)
+        self._prune_readings()
         self.tracker.mood_of = self.lib.mood_model().mood_of
         self.recommender = Recommender(self.lib, s.recommend, s.playback)
         self._load_pending()
@@ -280,6 +285,8 @@ class Appliance:
             self._play_next("nothing playing", from_tick=True)  # after a busy DB or failures
         if self.pending:
             self._retry_pending()
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._prune_readings()
         self._save_position()
         if self.notifier.active and self.settings.service.watchdog and self.notifier.watchdog_due():
             if self.sensing is not None and now - self.sensing.beat < WORKER_STALL_S:
@@ -329,12 +336,26 @@ class Appliance:
         if not force and now - self._last_readings_save < 30.0:
             return
         self._last_readings_save = now
-        entry: dict[str, Any] = {"at": _utc_text(), "mood": state.mood}
-        if level == "full":
-            entry.update(emotion=state.emotion, valence=round(state.valence, 3),
-                         arousal=round(state.arousal, 3))
-        self._readings = (self._readings + [entry])[-READINGS_KEPT:]
-        self._set_state("recent_readings", self._readings)
+        entry: dict[str, Any] = {"at": _utc_text(), "user": self.user, "mood": state.mood,
+                                 "emotion": state.emotion, "valence": round(state.valence, 3),
+                                 "arousal": round(state.arousal, 3)}
+        self._readings = (self._readings + [readings.redact_entry(level, entry)])[-READINGS_KEPT:]
+        self._set_state(readings.READINGS_KEY, self._readings)
+
+    def _prune_readings(self) -> None:
+        """Erase readings past ``privacy.retention_days`` or above ``store_readings``."""
+        self._last_prune = time.monotonic()
+        try:
+            changed = self.lib.apply_reading_policy(self.settings.privacy.retention_days)
+            kept = self.lib.get_state(readings.READINGS_KEY)
+        except Exception as exc:  # noqa: BLE001 - a busy database: the next prune catches up
+            log.warning("readings not pruned yet: %s", _one_line(exc))
+            self._last_prune -= PRUNE_EVERY_S - 60.0  # try again in a minute
+            return
+        self._readings = kept if isinstance(kept, list) else []
+        if any(changed.values()):
+            log.info("privacy: erased readings (%d feedback updates, %d state entries)",
+                     changed["feedback"], changed["state"])
 
     # --- buttons -------------------------------------------------------------------------
 
@@ -373,10 +394,12 @@ class Appliance:
     def _feedback(self, kind: str, playing: NowPlaying) -> None:
         state = self.tracker.state
         has_reading = bool(state.probs)
-        item = PendingFeedback(
-            user=self.user or DEFAULT_USER, track_id=playing.track_id, kind=kind,
-            valence=state.valence if has_reading else None,
-            arousal=state.arousal if has_reading else None, mood=state.mood)
+        # redacted here too, so pending-feedback.json never holds more than the database may
+        valence, arousal, mood = readings.redact(
+            self.settings.privacy.store_readings, state.valence if has_reading else None,
+            state.arousal if has_reading else None, state.mood)
+        item = PendingFeedback(user=self.user or DEFAULT_USER, track_id=playing.track_id,
+                               kind=kind, valence=valence, arousal=arousal, mood=mood)
         stored = self._write_feedback(item)
         if not stored:
             self.pending.append(item)
@@ -590,12 +613,12 @@ class Appliance:
         volume = self.lib.get_state("volume")
         if isinstance(volume, (int, float)):
             self.player.volume = volume
-        mood = self.lib.get_state("mood")
-        if isinstance(mood, dict) and mood.get("mood"):
-            self.tracker.restore(mood["mood"], float(mood.get("valence", 0.0)),
-                                 float(mood.get("arousal", 0.0)))
-        readings = self.lib.get_state("recent_readings")
-        self._readings = readings if isinstance(readings, list) else []
+        mood = self.lib.get_state(readings.MOOD_KEY)
+        if isinstance(mood, dict) and mood.get("mood") in MOODS:
+            # privacy.store_readings = coarse keeps the mood only: start from its centre
+            centre = self.lib.mood_model().centroids[MOODS.index(mood["mood"])]
+            self.tracker.restore(mood["mood"], float(mood.get("valence", centre[0])),
+                                 float(mood.get("arousal", centre[1])))
 
     def _resume_track(self) -> None:
         last = self.lib.get_state("last_track")
@@ -624,10 +647,11 @@ class Appliance:
                 "position_s": round(self.player.position_s, 1)})
         self._set_state("volume", self.player.volume)
         state = self.tracker.state
-        if state.mood:
-            self._set_state("mood", {"mood": state.mood, "valence": round(state.valence, 3),
-                                     "arousal": round(state.arousal, 3),
-                                     "target": self.policy.target_mood})
+        level = self.settings.privacy.store_readings
+        if state.mood and level != "off":
+            self._set_state(readings.MOOD_KEY, readings.redact_entry(level, {
+                "at": _utc_text(), "mood": state.mood, "valence": round(state.valence, 3),
+                "arousal": round(state.arousal, 3), "target": self.policy.target_mood}))
 
     def _set_state(self, key: str, value: Any) -> None:
         try:

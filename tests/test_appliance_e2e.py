@@ -190,6 +190,44 @@ def test_faces_music_buttons_and_systemd_end_to_end(tmp_path: Path, shared_data:
 
 
 @needs_models
+def test_with_store_readings_off_no_emotion_reaches_the_database(
+        tmp_path: Path, shared_data: Path, notify: NotifyListener) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    from rescnn_appliance.appliance import Appliance
+
+    faces = write_fer_faces(shared_data, tmp_path / "faces")
+    music = demo_library(tmp_path / "clips", seconds=20.0)
+    settings = load_settings(None, {
+        "camera.source": "folder", "camera.path": str(faces), "camera.fps": 8.0,
+        "mood.window_s": 2.0, "mood.hold_s": 0.5, "mood.confidence_floor": 0.0,
+        "player.aout": "dummy", "library.folders": [str(music)],
+        "service.state_dir": str(tmp_path / "state"), "privacy.store_readings": "off",
+        "models.dir": str(MODELS)})
+    pins = MockFactory()
+    app = Appliance(settings, pin_factory=pins)
+    app.start()
+    loop = threading.Thread(target=app.run, daemon=True)
+    loop.start()
+    db = settings.database_path
+    try:
+        wait_until("the first track", lambda: app.now_playing, 120)
+        wait_until("a mood from the faces", lambda: app.tracker.state.mood, 30)
+        like = pins.pin(settings.buttons.like_pin)
+        like.drive_low(); like.drive_high()
+        wait_until("the like row", lambda: rows(db, "select 1 from feedback"), 5)
+    finally:
+        app.request_stop("test over")
+        loop.join(10)
+        app.close()
+    assert app.tracker.state.mood is not None  # it did read the faces...
+    assert rows(db, "select kind, valence, arousal, mood from feedback") == [
+        ("like", None, None, None)]  # ...and kept none of it
+    keys = {k for (k,) in rows(db, "select key from app_state")}
+    assert "last_track" in keys and not keys & {"recent_readings", "mood"}
+
+
+@needs_models
 def test_a_track_vlc_cannot_play_is_marked_and_the_next_starts_within_2_s(
         tmp_path: Path, notify: NotifyListener) -> None:
     from rescnn_appliance.appliance import Appliance
@@ -240,7 +278,7 @@ def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path, notify: NotifyListene
     try:
         notify.wait_for("READY=1", 120)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, err[-2000:]

@@ -66,11 +66,13 @@ def handler(args: argparse.Namespace, settings: Settings) -> int:
     mood = info["mood"] or {}
     track = info["last_track"] or {}
     rows = [("user", info["active_user"] or "-")]
-    if mood:
-        rows.append(("mood", f"{mood.get('mood')} (valence {mood.get('valence', 0):+.2f}, "
-                             f"arousal {mood.get('arousal', 0):+.2f})"))
+    if mood and "valence" in mood:
+        rows.append(("mood", (f"{mood.get('mood')} (valence {mood.get('valence', 0):+.2f}, "
+                              f"arousal {mood.get('arousal', 0):+.2f})")))
+    elif mood:  # privacy.store_readings = coarse: the mood only
+        rows.append(("mood", str(mood.get("mood"))))
     else:
-        rows.append(("mood", "- (no face read yet)"))
+        rows.append(("mood", "- (none read yet, or privacy.store_readings is off)"))
     if track:
         by = f" - {track['artist']}" if track.get("artist") else ""
         rows.append(("track", f"{track.get('title')}{by}, {track.get('position_s', 0):.0f} s in"))
@@ -80,8 +82,8 @@ def handler(args: argparse.Namespace, settings: Settings) -> int:
     if info["volume"] is not None:
         rows.append(("volume", str(info["volume"])))
     lib = info["library"]
-    rows.append(("library", f"{lib['tracks']} tracks, {lib['users']} users, "
-                            f"{lib['feedback']} feedback, {lib['plays']} plays"))
+    rows.append(("library", (f"{lib['tracks']} tracks, {lib['users']} users, "
+                             f"{lib['feedback']} feedback, {lib['plays']} plays")))
     for key, value in rows:
         print(f"{key:<9}{value}")
     readings = info["recent_readings"] or []

@@ -4,13 +4,14 @@ This is the API the appliance calls (all from one thread, each call a short tran
 commits at once; a write that finds the database locked raises
 :class:`~rescnn_appliance.music.db.DatabaseBusy` so the caller can queue and retry)::
 
-    lib = Library.open(db_path)                  # migrates (copy aside first), WAL, FK
+    lib = Library.open(db_path, store_readings="coarse")   # migrates (copy aside first), WAL, FK
     report = lib.scan([Path("~/Music")], progress=True)   # -> ScanReport
     lib.add_user("ana"); lib.users(); lib.remove_user("ana")   # remove deletes their history
     lib.set_state("volume", 70); lib.get_state("volume")       # JSON values
     lib.record_feedback("ana", track_id, "like", valence=0.3, arousal=0.1, mood="happy")
     lib.record_play("ana", track_id, started_at=None, ended_how="complete")
     lib.mark_error(track_id, "playback: not decodable")   # out of play until a rescan
+    lib.apply_reading_policy(retention_days=30)  # erase readings the privacy settings forbid
     lib.mood_model()                             # the fitted MoodModel
     lib.import_va(Path("export.csv"))            # -> ImportReport (see va_import)
 
@@ -40,6 +41,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from rescnn_appliance.mood import MoodModel
+from rescnn_appliance.music import readings
 from rescnn_appliance.music import scan as scanning
 from rescnn_appliance.music.db import (
     FEEDBACK_KINDS,
@@ -74,15 +76,18 @@ class UnknownTrack(LookupError):
 class Library:
     """Tracks, users, feedback and state in one SQLite file (see the module docstring)."""
 
-    def __init__(self, engine, path: Path) -> None:
+    def __init__(self, engine, path: Path, store_readings: str = "coarse") -> None:
         self.engine = engine
         self.path = path
+        self.store_readings = readings.check_level(store_readings)  # see .readings
         self._listeners: list[FeedbackListener] = []
 
     @classmethod
-    def open(cls, db_path: Path | str) -> Library:
+    def open(cls, db_path: Path | str, store_readings: str = "coarse") -> Library:
+        """``store_readings`` (off | coarse | full) limits the listener's valence, arousal
+        and mood that :meth:`record_feedback` keeps; see :mod:`.readings`."""
         path = Path(db_path).expanduser()
-        return cls(open_engine(path), path)
+        return cls(open_engine(path), path, store_readings)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -141,12 +146,21 @@ class Library:
         return uid
 
     def remove_user(self, name: str) -> None:
+        """Delete a listener with their history: feedback, plays (by the foreign keys'
+        cascade), their recent readings, and the resume point of a track chosen for them."""
         uid = self.user_id(name)
         with self.session() as s:
             s.execute(delete(User).where(User.id == uid))  # FK cascade deletes the history
             self._bump_revision(s)
         if self.get_state("active_user") == name:
             self.set_state("active_user", None)
+        kept = self.get_state(readings.READINGS_KEY)
+        if isinstance(kept, list):
+            self.set_state(readings.READINGS_KEY,
+                           [r for r in kept if not (isinstance(r, dict) and r.get("user") == name)])
+        last = self.get_state("last_track")
+        if isinstance(last, dict) and last.get("user") == name:
+            self.set_state("last_track", None)
 
     # --- resume state -------------------------------------------------------------------
 
@@ -173,6 +187,7 @@ class Library:
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"feedback kind {kind!r}: must be one of {', '.join(FEEDBACK_KINDS)}")
         uid = self.user_id(user)
+        valence, arousal, mood = readings.redact(self.store_readings, valence, arousal, mood)
         with self.session() as s:
             if s.get(Track, track_id) is None:
                 raise UnknownTrack(f"no track with id {track_id}")
@@ -187,6 +202,48 @@ class Library:
         with self.session() as s:
             s.add(Play(user_id=uid, track_id=track_id, started_at=started_at or utcnow(),
                        ended_how=ended_how))
+
+    def apply_reading_policy(self, retention_days: float,
+                             now: datetime | None = None) -> dict[str, int]:
+        """Erase the emotion readings that ``store_readings`` or ``retention_days`` forbid:
+        from feedback rows (the row itself stays), recent readings and the remembered mood.
+
+        Run on start (so lowering the level erases what a higher one kept) and daily.
+        Returns the feedback row updates made and the app-state entries erased or cut down.
+        """
+        level = self.store_readings
+        before = readings.cutoff(retention_days, now or utcnow())
+        has_any = (Feedback.valence.is_not(None) | Feedback.arousal.is_not(None)
+                   | Feedback.mood.is_not(None))
+        with self.session() as s:
+            n_old = s.execute(update(Feedback).where(Feedback.at < before, has_any).values(
+                valence=None, arousal=None, mood=None)).rowcount
+            if level == "off":
+                n_level = s.execute(update(Feedback).where(has_any).values(
+                    valence=None, arousal=None, mood=None)).rowcount
+            elif level == "coarse":
+                n_level = s.execute(update(Feedback).where(
+                    Feedback.valence.is_not(None) | Feedback.arousal.is_not(None)).values(
+                    valence=None, arousal=None)).rowcount
+            else:
+                n_level = 0
+        n_state = 0
+        kept = self.get_state(readings.READINGS_KEY)
+        if kept is not None:
+            entries = kept if isinstance(kept, list) else []
+            fresh = [e for e in (readings.redact_entry(level, r) for r in entries
+                                 if not readings.is_older(r, before)) if e]
+            if fresh != kept:
+                n_state += len(entries) - len(fresh) or 1
+                self.set_state(readings.READINGS_KEY, fresh)
+        mood = self.get_state(readings.MOOD_KEY)
+        if mood is not None:
+            fresh_mood = None if readings.is_older(mood, before) else \
+                readings.redact_entry(level, mood)
+            if fresh_mood != mood:
+                n_state += 1
+                self.set_state(readings.MOOD_KEY, fresh_mood)
+        return {"feedback": n_old + n_level, "state": n_state}
 
     # --- tracks -------------------------------------------------------------------------
 
