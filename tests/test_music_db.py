@@ -101,3 +101,24 @@ def test_a_locked_database_raises_database_busy(tmp_path: Path, monkeypatch) -> 
         other.close()
     lib.set_state("volume", 1)
     assert lib.get_state("volume") == 1
+
+
+def test_the_alembic_environment_ships_inside_the_package() -> None:
+    """An installed wheel has the migrations: they live in the package and setup.cfg's
+    package_data globs take every file of them."""
+    import configparser
+    import glob
+
+    import rescnn_appliance
+
+    package = Path(rescnn_appliance.__file__).parent
+    where = db.migrations_dir()
+    assert where == package / "migrations"
+    cfg = configparser.ConfigParser()
+    cfg.read(package.parent / "setup.cfg")
+    patterns = [p.strip() for p in cfg["options.package_data"]["rescnn_appliance"].split(",")]
+    shipped = {Path(f) for p in patterns for f in glob.glob(str(package / p)) if Path(f).is_file()}
+    needed = {f for f in where.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    assert {where / "env.py", where / "script.py.mako"} <= needed
+    assert list((where / "versions").glob("0001_*.py"))
+    assert needed <= shipped, f"not in package_data: {sorted(map(str, needed - shipped))}"

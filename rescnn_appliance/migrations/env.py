@@ -3,7 +3,10 @@
 Run programmatically by :func:`rescnn_appliance.music.db.open_engine` (which passes an open
 connection in ``config.attributes["connection"]``), or by hand::
 
-    alembic -x db=/var/lib/rescnn-appliance/library.sqlite -c /dev/null upgrade head
+    alembic -c migrations/alembic.ini -x db=/var/lib/rescnn-appliance/library.sqlite upgrade head
+
+(``migrations/alembic.ini`` at the top of the checkout names this folder as
+``rescnn_appliance:migrations``.)
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The music database: SQLAlchemy 2.x models and an engine set up for a small appliance.
 
 SQLite in WAL mode with foreign keys on and a busy timeout. The schema is owned by Alembic
-(``migrations/`` at the top of the repository); :func:`open_engine` upgrades an existing file to
-head after copying it aside (``<db>.bak-<old revision>``) with SQLite's online backup.
+(``rescnn_appliance/migrations/``, shipped in the wheel); :func:`open_engine` upgrades an
+existing file to head after copying it aside (``<db>.bak-<old revision>``) with SQLite's online
+backup.
 
 A write that still finds the database locked after the busy timeout raises
 :class:`DatabaseBusy`, so the caller (the appliance's event loop) can queue and retry.
@@ -151,12 +152,11 @@ class AppState(Base):
 
 
 def migrations_dir() -> Path:
-    """The Alembic script directory: inside the package if installed there, else the repo's."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parent.parent / "migrations", here.parents[2] / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise MigrationError(f"Alembic migrations not found beside {here.parents[2]}")
+    """The Alembic script directory, inside the package (so an installed wheel has it)."""
+    here = Path(__file__).resolve().parent.parent / "migrations"
+    if not (here / "env.py").is_file():
+        raise MigrationError(f"{here}: Alembic migrations missing from the installed package")
+    return here
 
 
 def alembic_config(url: str):
