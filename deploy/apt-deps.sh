@@ -5,7 +5,7 @@ set -euo pipefail
 
 profile="${1:-runtime}"
 runtime=(python3-venv python3-dev gcc libvlc5 vlc-plugin-base libsystemd-dev pkg-config libsndfile1)
-test_extra=(shellcheck systemd)
+test_extra=(shellcheck systemd systemd-container debootstrap)
 case "$profile" in
   runtime) wanted=("${runtime[@]}") ;;
   test|all) wanted=("${runtime[@]}" "${test_extra[@]}") ;;
