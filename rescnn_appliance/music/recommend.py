@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import sqlite
 
 from rescnn_appliance.mood import MOODS, MoodModel
 from rescnn_appliance.music.db import Feedback, Play, Track, User
@@ -53,6 +54,18 @@ CLOSENESS_SHARE = 0.6
 W_TRACK, W_ARTIST, W_CF = 1.0, 0.4, 0.4
 JITTER = 0.01  # breaks ties between equally good tracks so the same one is not always first
 N_SLOTS = len(MOODS) + 1  # one per mood, plus feedback given with no mood
+
+# All feedback summed in SQLite, numbers only: (user, track, mood slot, sum of kind weights,
+# likes, any never-again). 50,000 presses load in one query and a few numpy calls.
+_SLOT = case({m: i for i, m in enumerate(MOODS)}, value=Feedback.mood, else_=len(MOODS))
+_FEEDBACK_TOTALS = select(
+    Feedback.user_id, Feedback.track_id, _SLOT,
+    func.sum(case(KIND_WEIGHT, value=Feedback.kind, else_=0.0)),
+    func.sum(case((Feedback.kind == "like", 1), else_=0)),
+    func.max(case((Feedback.kind == "never", 1), else_=0)),
+).group_by(Feedback.user_id, Feedback.track_id, _SLOT)
+_FEEDBACK_TOTALS_SQL = str(_FEEDBACK_TOTALS.compile(dialect=sqlite.dialect(),
+                                                    compile_kwargs={"literal_binds": True}))
 
 
 @dataclass(frozen=True)
@@ -109,12 +122,14 @@ class Recommender:
         revision = lib.tracks_revision  # first: a change during the load shows as a newer one
         self.model: MoodModel = lib.mood_model()
         with lib.session() as s:
-            rows = s.execute(select(Track.id, Track.path, Track.title, Track.artist,
-                                    Track.valence, Track.arousal, Track.mood,
-                                    Track.duration_s).where(
+            conn = s.connection()  # Core rows: the ORM's per-row bookkeeping is most of a load
+            rows = conn.execute(select(Track.id, Track.path, Track.title, Track.artist,
+                                       Track.valence, Track.arousal, Track.mood,
+                                       Track.duration_s).where(
                 Track.status == "ok", Track.valence.is_not(None)).order_by(Track.id)).all()
-            fb = s.execute(select(Feedback.user_id, Feedback.track_id, Feedback.kind,
-                                  Feedback.mood)).all()
+            # plain tuples from the driver: building 50,000 Rows costs more than the query
+            fb = np.array(conn.connection.dbapi_connection.execute(_FEEDBACK_TOTALS_SQL)
+                          .fetchall(), np.float64).reshape(-1, 6)
             self._user_ids = {n: i for i, n in s.execute(select(User.id, User.name))}
             plays = s.execute(select(Play.user_id, Play.track_id).order_by(Play.id.desc())
                               .limit(200 * max(1, self.no_repeat))).all()
@@ -138,8 +153,7 @@ class Recommender:
         self._prefs: dict[int, _UserPrefs] = {}
         self._cf_rows: dict[int, int] = {}
         self._cf = np.zeros((0, len(rows)), np.float32)
-        for uid, tid, kind, mood in fb:
-            self._apply(uid, tid, kind, mood)
+        self._apply_counts(fb)
         self._recent = {}
         for uid, tid in reversed(plays):
             if uid is not None and tid in self.index:
@@ -176,6 +190,28 @@ class Recommender:
             p.track_likes[i] += 1
             p.artist_likes[a] += 1
         self._cf[self._cf_rows[uid], i] = np.tanh(p.track[:, i].sum())
+
+    def _apply_counts(self, fb: np.ndarray) -> None:
+        """All feedback at once, from :data:`_FEEDBACK_TOTALS` rows (user, track, slot,
+        weight, likes, never): the arrays :meth:`_apply` builds press by press, with numpy."""
+        if not len(fb) or not len(self.ids):
+            return
+        users, tids, slots = (fb[:, c].astype(np.int64) for c in range(3))
+        weight, likes, never = fb[:, 3].astype(np.float32), fb[:, 4].astype(np.int32), fb[:, 5]
+        pos = np.minimum(np.searchsorted(self.ids, tids), len(self.ids) - 1)
+        known = self.ids[pos] == tids  # feedback on tracks now out of play is left out
+        for uid in dict.fromkeys(users[known].tolist()):  # first-seen order, like _apply
+            sel = known & (users == uid)
+            p = self._prefs_for(uid)
+            i, a, s = pos[sel], self.artist_idx[pos[sel]], slots[sel]
+            p.heard[i] = True
+            p.any = True
+            p.never[i[never[sel] > 0]] = True
+            np.add.at(p.track, (s, i), weight[sel])
+            np.add.at(p.artist, (s, a), weight[sel])
+            np.add.at(p.track_likes, i, likes[sel])
+            np.add.at(p.artist_likes, a, likes[sel])
+            self._cf[self._cf_rows[uid]] = np.tanh(p.track.sum(axis=0))
 
     def _on_feedback(self, uid: int, tid: int, kind: str, mood: str | None) -> None:
         if self._revision is not None:  # a stale load is replaced before the next choice
