@@ -125,13 +125,30 @@ fetch_wheels() {
 }
 
 install_site() {
-  local stamp
+  local stamp changed add entry
   stamp=$(sha256sum "$requirements" | cut -d' ' -f1)
   [ "$(cat "$site/.requirements.sha256" 2>/dev/null)" = "$stamp" ] && return 0
-  say "installing the aarch64 wheels into $site"
-  rm -rf "$site"
-  nice -n 15 "$host_python" -m pip install -q --no-deps --no-index --find-links "$wheels" \
-    "${pip_platform[@]}" --target "$site" -r "$requirements"
+  mkdir -p "$site"
+  # A changed pin (say torch) swaps that one wheel; the others stay (see arm_check.py prune-site).
+  changed=$("$host_python" "$repo/deploy/arm_check.py" prune-site --site "$site" --requirements "$requirements")
+  if [ -n "$changed" ]; then
+    say "installing into $site: $(echo "$changed" | tr '\n' ' ')"
+    add=$site.add
+    rm -rf "$add"
+    # shellcheck disable=SC2086  # one pin per word
+    nice -n 15 "$host_python" -m pip install -q --no-deps --no-index --find-links "$wheels" \
+      "${pip_platform[@]}" --target "$add" $changed
+    for entry in "$add"/* "$add"/.[!.]*; do
+      [ -e "$entry" ] || continue
+      if [ -d "$entry" ] && [ -d "$site/$(basename "$entry")" ]; then
+        cp -a "$entry/." "$site/$(basename "$entry")/"   # shared folders: bin/, __pycache__/
+      else
+        rm -rf "${site:?}/$(basename "$entry")"
+        mv "$entry" "$site/"
+      fi
+    done
+    rm -rf "$add"
+  fi
   echo "$stamp" >"$site/.requirements.sha256"
 }
 

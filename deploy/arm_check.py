@@ -2,7 +2,7 @@
 
 ``reference`` runs on this machine and writes ``reference.npz``, ``reference.json`` and
 ``tone.flac`` into a folder; ``check`` runs under ``qemu-aarch64-static -cpu cortex-a53`` with
-the device pins (torch 2.10.0) and compares, through the package's own code:
+the device pins (the torch of ``deploy/requirements-pi.txt``) and compares, through the package's own code:
 
 * ``AffectModel.load(models, precision, 1).predict(faces)`` for fp32 and int8 on a fixed batch of
   face-like crops (built from integer arithmetic and numpy's PCG64, so identical everywhere);
@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,7 +40,15 @@ TOLERANCE = {"fp32": 1e-3, "int8": 2e-2}
 KMEANS_TOLERANCE = 1e-6
 FEATURE_RTOL, FEATURE_ATOL = 1e-4, 1e-5
 AUDIO_RATE = 22050
-PI_TORCH = "2.10.0"
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements-pi.txt"
+
+
+def pinned_torch(requirements: Path = REQUIREMENTS) -> str:
+    """The ``torch==X`` version pinned for the Pi, e.g. ``'2.9.1'``."""
+    pin = pins_of(requirements).get("torch")
+    if pin is None:
+        raise SystemExit(f"{requirements}: no torch==VERSION line")
+    return pin[1]
 
 
 def fixed_faces(n: int = N_FACES) -> np.ndarray:
@@ -172,8 +182,8 @@ def check(args: argparse.Namespace) -> int:
     failures: list[str] = []
     if here["machine"] != "aarch64":
         failures.append(f"running on {here['machine']}, not aarch64")
-    if here["torch"].split("+")[0] != PI_TORCH:
-        failures.append(f"torch {here['torch']}, not the Pi's {PI_TORCH}")
+    if here["torch"].split("+")[0] != pinned_torch():
+        failures.append(f"torch {here['torch']}, not the Pi's {pinned_torch()}")
 
     faces = ref["faces"]
     if not np.array_equal(fixed_faces(), faces):
@@ -226,6 +236,60 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins_of(requirements: Path) -> dict[str, tuple[str, str]]:
+    """``{canonical name: (line, version)}`` of a file of ``name==version`` lines."""
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            if not sep:
+                raise SystemExit(f"{requirements}: '{line}' is not pinned with ==")
+            pins[canonical(name)] = (line, version.strip())
+    return pins
+
+
+def remove_distribution(site: Path, info: Path) -> None:
+    """Delete the files an installed wheel's RECORD lists, then its emptied folders, then the
+    ``.dist-info`` itself last, so an interrupted removal is redone by the next run."""
+    record = info / "RECORD"
+    paths = [row.split(",")[0] for row in record.read_text().splitlines()] if record.is_file() else []
+    paths = [rel for rel in paths if rel and not rel.startswith("..") and not rel.startswith(info.name + "/")]
+    for rel in paths:
+        (site / rel).unlink(missing_ok=True)
+    for folder in sorted({(site / rel).parent for rel in paths}, key=lambda f: len(f.parts), reverse=True):
+        while folder != site and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+    shutil.rmtree(info)
+
+
+def prune_site(site: Path, requirements: Path) -> list[str]:
+    """Remove from a ``pip install --target`` folder every distribution not pinned at its
+    installed version; return the pin lines still to install. Example: after ``torch==2.10.0``
+    became ``torch==2.9.1`` it removes torch 2.10.0 and returns ``['torch==2.9.1']``."""
+    pins = pins_of(requirements)
+    installed = set()
+    for info in sorted(site.glob("*.dist-info")):
+        name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+        if pins.get(canonical(name), ("", None))[1] == version:
+            installed.add(canonical(name))
+        else:
+            remove_distribution(site, info)
+            print(f"arm-check: removed {info.name} from {site}", file=sys.stderr)
+    return [line for name, (line, _) in pins.items() if name not in installed]
+
+
+def prune_site_command(args: argparse.Namespace) -> int:
+    for line in prune_site(Path(args.site), Path(args.requirements)):
+        print(line)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -238,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", required=True)
     p.add_argument("--json", default="", help="also write a JSON report here")
     p.set_defaults(func=check)
+    p = sub.add_parser("prune-site", help="drop unpinned wheels from a --target folder, print pins to install")
+    p.add_argument("--site", required=True)
+    p.add_argument("--requirements", default=str(REQUIREMENTS))
+    p.set_defaults(func=prune_site_command)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

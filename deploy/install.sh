@@ -13,7 +13,7 @@
 #   user rescnn       system user in groups video (camera), audio, gpio, i2c (power meter)
 #   /opt/rescnn-appliance/venv            venv with --system-site-packages, so apt's picamera2,
 #                                         lgpio and systemd bindings are importable; the device
-#                                         pins of deploy/requirements-pi.txt (torch 2.10.0 CPU)
+#                                         pins of deploy/requirements-pi.txt (torch 2.9.1 CPU)
 #   /usr/share/rescnn-appliance/models    the shipped models (where the package looks for them)
 #   /etc/rescnn-appliance/appliance.toml  root:rescnn 0640, from deploy/appliance.toml.example,
 #                                         never overwritten

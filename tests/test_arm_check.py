@@ -48,6 +48,41 @@ def test_fixed_faces_are_identical_on_every_call_and_differ_from_each_other() ->
     assert all(int(f.max()) - int(f.min()) > 100 for f in faces)
 
 
+def fake_wheel_install(site: Path, name: str, version: str, files: list[str]) -> None:
+    """What ``pip install --target`` leaves: the files, and a dist-info whose RECORD lists them."""
+    info = f"{name}-{version}.dist-info"
+    for rel in files + [f"{info}/METADATA"]:
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(rel)
+    record = files + [f"{info}/METADATA", f"{info}/RECORD", f"../../../bin/{name}-tool"]
+    (site / info / "RECORD").write_text("".join(f"{rel},sha256=x,1\n" for rel in record))
+
+
+def test_a_changed_pin_swaps_only_that_wheel_in_the_cached_site(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_wheel_install(site, "torch", "2.10.0", ["torch/__init__.py", "torch/lib/libtorch_cpu.so",
+                                                  "functorch/__init__.py", "__pycache__/isympy.cpython-311.pyc"])
+    fake_wheel_install(site, "sympy", "1.14.0", ["sympy/__init__.py", "isympy.py", "__pycache__/x.cpython-311.pyc"])
+    fake_wheel_install(site, "typing_extensions", "4.16.0", ["typing_extensions.py"])
+    requirements = tmp_path / "requirements-pi.txt"
+    requirements.write_text("# comment\ntorch==2.9.1\nsympy==1.14.0\nnumpy==2.4.6  # new\n")
+
+    todo = arm_check.prune_site(site, requirements)
+
+    assert todo == ["torch==2.9.1", "numpy==2.4.6"]
+    left = sorted(str(f.relative_to(site)) for f in site.rglob("*"))
+    assert left == ["__pycache__", "__pycache__/x.cpython-311.pyc", "isympy.py", "sympy",
+                    "sympy-1.14.0.dist-info", "sympy-1.14.0.dist-info/METADATA",
+                    "sympy-1.14.0.dist-info/RECORD", "sympy/__init__.py"]
+    assert arm_check.prune_site(site, requirements) == ["torch==2.9.1", "numpy==2.4.6"]
+
+
+def test_the_pi_torch_is_read_from_the_pins() -> None:
+    pins = dict(line.split("==") for line in REQUIREMENTS.read_text().splitlines()
+                if line.startswith("torch=="))
+    assert arm_check.pinned_torch() == pins["torch"] == "2.9.1"
+
+
 @needs_models
 def test_the_check_fails_and_names_an_output_that_differs_from_the_reference(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +115,11 @@ def test_the_pinned_aarch64_wheels_need_nothing_beyond_the_pins() -> None:
     env = {"platform_machine": "aarch64", "platform_system": "Linux", "sys_platform": "linux",
            "python_version": "3.11", "python_full_version": "3.11.2", "os_name": "posix",
            "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
-    wheels = {canonicalize_name(parse_wheel_filename(w.name)[0]): w for w in (CACHE / "wheels").glob("*.whl")}
+    wheels = {}  # the cache may also hold wheels of earlier pins: take the pinned version's
+    for w in (CACHE / "wheels").glob("*.whl"):
+        name, version, _, _ = parse_wheel_filename(w.name)
+        if str(version) == pins.get(canonicalize_name(name)):
+            wheels[canonicalize_name(name)] = w
     missing_wheels = sorted(set(pins) - set(wheels))
     if missing_wheels:
         pytest.skip(f"wheel cache incomplete ({', '.join(missing_wheels)}): run `make arm-check`")
@@ -112,5 +151,5 @@ def test_shipped_models_give_the_same_outputs_on_an_emulated_cortex_a53() -> Non
     result = subprocess.run([str(REPO / "deploy" / "arm-check.sh"), "--offline"], capture_output=True,
                             text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "emulated: aarch64" in result.stdout and "torch 2.10.0" in result.stdout
+    assert "emulated: aarch64" in result.stdout and f"torch {arm_check.pinned_torch()}+cpu" in result.stdout
     assert "arm check passed" in result.stdout
