@@ -7,8 +7,9 @@ domain state, so nothing here needs a lock:
   runs the models and puts :class:`FaceSeen` / :class:`CameraChanged` events on the queue; with
   nobody in view it slows to ``camera.idle_fps``;
 - VLC's event thread puts :class:`~rescnn_appliance.devices.player.PlayerEvent` (end, error,
-  skipped); gpiozero's threads put :class:`ButtonPressed`; the library scan thread puts
-  :class:`ScanFinished`; a signal handler or ``--duration`` asks the loop to stop.
+  skipped); gpiozero's threads put :class:`ButtonPressed`; a thread waiting for the library
+  scan (a child process, :mod:`rescnn_appliance.music.scan_job`) puts :class:`ScanFinished`;
+  a signal handler or ``--duration`` asks the loop to stop.
 
 Feedback from a button is written to SQLite at once; when the database is locked or the disk is
 full it waits in memory (and, at exit, in ``pending-feedback.json`` in the state folder) and is
@@ -168,6 +169,7 @@ class Appliance:
         self.sensing: Any = None
         self.notifier: Any = None
         self._scan_thread: threading.Thread | None = None
+        self._scan_job: Any = None
 
     # --- start and stop ------------------------------------------------------------------
 
@@ -228,8 +230,10 @@ class Appliance:
                     device.close()
                 except Exception as exc:  # noqa: BLE001 - closing must go on for the rest
                     log.warning("closing %s: %s", type(device).__name__, exc)
+        if self._scan_job is not None:
+            self._scan_job.stop()  # what it stored stays; the next start resumes the scan
         if self._scan_thread is not None:
-            self._scan_thread.join(timeout=0.1)
+            self._scan_thread.join(timeout=1.0)
         if self.lib is not None:
             self.lib.close()
         self.buttons = self.led = self.player = self.sensing = None
@@ -567,25 +571,25 @@ class Appliance:
         if not self.settings.library.scan_on_start and has_tracks:
             self.scan_done = True
             return
-        folders, db_path = list(self.music_folders), self.settings.database_path
+        from rescnn_appliance.music.scan_job import ScanJob
 
-        def scan() -> None:
-            from rescnn_appliance.music.library import Library
+        # A process of its own: the scan's libraries (scikit-learn, SciPy, mutagen, ~100 MB)
+        # never enter the daemon's memory. This thread only waits for it.
+        try:
+            self._scan_job = ScanJob.start(self.settings.database_path, self.music_folders)
+        except OSError as exc:
+            self.events.put(ScanFinished(False, f"cannot start the scan: {_one_line(exc)}"))
+            return
+        job = self._scan_job
 
+        def wait() -> None:
             try:
-                lib = Library.open(db_path)
-                try:
-                    report = lib.scan(folders, progress=False)
-                finally:
-                    lib.close()
-                self.events.put(ScanFinished(True, f"{report.analysed} analysed, "
-                                                   f"{report.unchanged} unchanged, "
-                                                   f"{len(report.errors)} errors"))
+                self.events.put(ScanFinished(*job.wait()))
             except Exception as exc:  # noqa: BLE001 - any failure is one line in the log
                 self.events.put(ScanFinished(False, _one_line(exc)))
 
         self.scan_done = has_tracks  # play what is known while the scan runs
-        self._scan_thread = threading.Thread(target=scan, name="library-scan", daemon=True)
+        self._scan_thread = threading.Thread(target=wait, name="library-scan", daemon=True)
         self._scan_thread.start()
 
     def _count_ok_tracks(self) -> int:
