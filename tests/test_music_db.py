@@ -122,3 +122,22 @@ def test_the_alembic_environment_ships_inside_the_package() -> None:
     assert {where / "env.py", where / "script.py.mako"} <= needed
     assert list((where / "versions").glob("0001_*.py"))
     assert needed <= shipped, f"not in package_data: {sorted(map(str, needed - shipped))}"
+
+
+def test_the_fast_path_head_is_alembics_head_and_skips_importing_it(tmp_path: Path) -> None:
+    """open_engine skips Alembic for a file already at HEAD_REVISION: that constant must be
+    the newest migration, or a new migration would never run."""
+    import subprocess
+    import sys
+
+    assert db.HEAD_REVISION == db.head_revision()
+    path = tmp_path / "lib.sqlite"
+    Library.open(path).close()
+    code = ("import sys; from rescnn_appliance.music.library import Library; "
+            "Library.open(sys.argv[1]).close(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, timeout=120, check=False,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
