@@ -262,6 +262,41 @@ def test_a_track_vlc_cannot_play_is_marked_and_the_next_starts_within_2_s(
         app.close()
 
 
+@needs_models
+def test_a_track_vlc_ends_at_once_is_marked_as_failed_not_as_played(
+        tmp_path: Path, notify: NotifyListener) -> None:
+    """VLC reports an undecodable file as played to its end, at once: the scanned duration
+    that comes with the choice tells the appliance it failed."""
+    from rescnn_appliance.appliance import Appliance
+
+    music = demo_library(tmp_path / "clips", seconds=3.0)
+    settings = load_settings(None, {
+        "camera.source": "demo", "player.aout": "dummy", "library.folders": [str(music)],
+        "service.state_dir": str(tmp_path / "state"), "buttons.enabled": False,
+        "models.dir": str(MODELS)})
+    app = Appliance(settings)
+    app.start()
+    loop = threading.Thread(target=app.run, daemon=True)
+    loop.start()
+    db = settings.database_path
+    try:
+        first = wait_until("the first track", lambda: app.now_playing, 120)
+        assert first.duration_s and first.duration_s > 2.5
+        for clip in music.glob("*.flac"):  # the others turn to garbage under the same name
+            if str(clip) != first.path:
+                clip.write_bytes(b"fLaC" + np.random.default_rng(0).bytes(20000))
+        failed = wait_until("a track that ended at once marked as failed", lambda: rows(db, (
+            "select t.status, t.error, p.ended_how from plays p join tracks t "
+            "on t.id = p.track_id where t.error like 'playback: ended at once%'")), 30)
+        assert failed[0] == ("error", "playback: ended at once: not decodable", "error")
+        assert not rows(db, "select 1 from plays p join tracks t on t.id = p.track_id "
+                            "where t.status = 'error' and p.ended_how = 'complete'")
+    finally:
+        app.request_stop("test over")
+        loop.join(10)
+        app.close()
+
+
 def _run_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen:
     env = {**os.environ, **env_extra, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "rescnn_appliance", *args], env=env,
