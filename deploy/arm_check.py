@@ -6,6 +6,8 @@ the device pins (the torch of ``deploy/requirements-pi.txt``) and compares, thro
 
 * ``AffectModel.load(models, precision, 1).predict(faces)`` for fp32 and int8 on a fixed batch of
   face-like crops (built from integer arithmetic and numpy's PCG64, so identical everywhere);
+* to tell a model difference from a preprocessing one: ``prepare_faces`` (the networks' input
+  tensors, in grey levels) and each network run on the *reference's* input tensors;
 * ``MoodModel.fit`` (scikit-learn K-means) on a fixed set of valence/arousal points;
 * ``soundfile`` decoding of a FLAC file written here, and ``extract_features`` on it.
 
@@ -96,9 +98,24 @@ def tone(seconds: float = 3.0) -> np.ndarray:
     return np.stack([left, (left // 2).astype(np.int16)], axis=1)
 
 
-def run_models(models: Path, faces: np.ndarray) -> dict[str, Any]:
+def network_inputs(models: Path, faces: np.ndarray) -> dict[str, np.ndarray]:
+    """The tensors ``AffectModel.predict`` feeds each network (``prepare_faces`` at its size)."""
+    from rescnn_appliance.vision.affect import read_card
+    from rescnn_appliance.vision.preprocess import FACE_SIZE, prepare_faces
+
+    va_size = int(read_card(models / "va.json").get("input", {}).get("size", FACE_SIZE))
+    return {"ecnn": prepare_faces(faces), "va": prepare_faces(faces, va_size)}
+
+
+def run_models(models: Path, faces: np.ndarray,
+               inputs: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Per precision: ``predict(faces)`` through the package, timings, and each network's raw
+    output on ``inputs`` (the reference's tensors; default: this machine's own)."""
+    import torch
+
     from rescnn_appliance.vision.affect import AffectModel
 
+    inputs = network_inputs(models, faces) if inputs is None else inputs
     out: dict[str, Any] = {}
     for precision in ("fp32", "int8"):
         t0 = time.perf_counter()
@@ -106,7 +123,11 @@ def run_models(models: Path, faces: np.ndarray) -> dict[str, Any]:
         t1 = time.perf_counter()
         probs, valence, arousal = model.predict(faces)
         t2 = time.perf_counter()
+        with torch.inference_mode():
+            raw = {net: getattr(model, net)(torch.from_numpy(inputs[net])).float().numpy()
+                   for net in ("ecnn", "va")}
         out[precision] = {"probs": probs, "valence": valence, "arousal": arousal,
+                          "ecnn_raw": raw["ecnn"], "va_raw": raw["va"],
                           "load_s": t1 - t0, "predict_s": t2 - t1}
     return out
 
@@ -148,12 +169,14 @@ def reference(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     faces = fixed_faces()
     sf.write(str(out / "tone.flac"), tone(), AUDIO_RATE, subtype="PCM_16")
-    results = run_models(Path(args.models), faces)
+    inputs = network_inputs(Path(args.models), faces)
+    results = run_models(Path(args.models), faces, inputs)
     centroids, moods = run_kmeans()
     _, features = run_audio(out / "tone.flac")
-    arrays = {"faces": faces, "centroids": centroids, "features": features}
+    arrays = {"faces": faces, "centroids": centroids, "features": features,
+              "ecnn_input": inputs["ecnn"], "va_input": inputs["va"]}
     for precision, r in results.items():
-        for key in ("probs", "valence", "arousal"):
+        for key in ("probs", "valence", "arousal", "ecnn_raw", "va_raw"):
             arrays[f"{precision}_{key}"] = r[key]
     np.savez(out / "reference.npz", **arrays)
     (out / "reference.json").write_text(json.dumps({"versions": versions(), "moods": moods}))
@@ -189,10 +212,27 @@ def check(args: argparse.Namespace) -> int:
     if not np.array_equal(fixed_faces(), faces):
         failures.append("the fixed faces differ between the machines")
     report: dict[str, Any] = {"versions": here, "faces": int(len(faces)), "max_diff": {}}
-    for precision, r in run_models(Path(args.models), faces).items():
+    ref_inputs = {net: ref[f"{net}_input"] for net in ("ecnn", "va")}
+    from rescnn_appliance.vision.preprocess import denoise
+
+    print("network inputs (prepare_faces):")
+    # standardise() divides by the cleaned crop's std, so |difference| * std is about grey levels.
+    std = np.maximum([denoise(face).std() for face in faces], 4.0)[:, None, None, None]
+    for net, tensor in network_inputs(Path(args.models), faces).items():
+        levels = float(np.max(np.abs(tensor - ref_inputs[net]) * std)) if tensor.shape == ref_inputs[net].shape else -1.0
+        report["max_diff"][f"{net}_input"] = levels
+        same = np.array_equal(tensor, ref_inputs[net])
+        print(f"  {net:<5} {tuple(tensor.shape)}  {'bit-exact' if same else f'differs by up to ~{levels:.2f} grey levels'}")
+        if not same:
+            failures.append(f"prepare_faces for {net} ({tensor.shape[-1]}x{tensor.shape[-1]}) differs from "
+                            f"{ref_meta['versions']['machine']}'s by up to ~{levels:.2f} grey levels")
+    for precision, r in run_models(Path(args.models), faces, ref_inputs).items():
         print(f"{precision}: load {r['load_s']:.1f} s, {len(faces)} faces {r['predict_s']:.1f} s on {here['machine']}")
         tol = TOLERANCE[precision]
-        for key in ("probs", "valence", "arousal"):
+        for key in ("ecnn_raw", "va_raw"):  # the networks alone, on identical input tensors
+            report["max_diff"][f"{precision}_{key}"] = compare(
+                f"{precision} {key}", r[key], ref[f"{precision}_{key}"], tol, failures)
+        for key in ("probs", "valence", "arousal"):  # end to end through AffectModel.predict
             report["max_diff"][f"{precision}_{key}"] = compare(
                 f"{precision} {key}", r[key], ref[f"{precision}_{key}"], tol, failures)
         agree = float(np.mean(r["probs"].argmax(1) == ref[f"{precision}_probs"].argmax(1)))
