@@ -155,10 +155,11 @@ install_site() {
 [ -x "$host_python" ] || die "no python at $host_python (run make install, or set ARM_CHECK_HOST_PYTHON)"
 # Each phase's wall time goes to stderr and into $cache/timings.txt for benchmarks/RESULTS-deploy.md.
 timed() {
-  local start=$SECONDS
-  "$@"
-  say "$1: $((SECONDS - start)) s"
-  echo "$(date -u +%FT%TZ) $1 $((SECONDS - start))" >>"$cache/timings.txt"
+  local start=$SECONDS status=0
+  "$@" || status=$?
+  say "$1: $((SECONDS - start)) s$([ "$status" -eq 0 ] || echo ", exit status $status")"
+  echo "$(date -u +%FT%TZ) $1 $((SECONDS - start))$([ "$status" -eq 0 ] || echo " failed")" >>"$cache/timings.txt"
+  return "$status"
 }
 
 mkdir -p "$cache"

@@ -219,13 +219,16 @@ def check(args: argparse.Namespace) -> int:
     # standardise() divides by the cleaned crop's std, so |difference| * std is about grey levels.
     std = np.maximum([denoise(face).std() for face in faces], 4.0)[:, None, None, None]
     for net, tensor in network_inputs(Path(args.models), faces).items():
-        levels = float(np.max(np.abs(tensor - ref_inputs[net]) * std)) if tensor.shape == ref_inputs[net].shape else -1.0
-        report["max_diff"][f"{net}_input"] = levels
-        same = np.array_equal(tensor, ref_inputs[net])
-        print(f"  {net:<5} {tuple(tensor.shape)}  {'bit-exact' if same else f'differs by up to ~{levels:.2f} grey levels'}")
-        if not same:
+        if tensor.shape != ref_inputs[net].shape:
+            failures.append(f"prepare_faces for {net}: shape {tensor.shape} != {ref_inputs[net].shape}")
+            continue
+        diff = np.abs(tensor - ref_inputs[net])
+        report["max_diff"][f"{net}_input"] = float(diff.max())
+        what = f"max |diff| {diff.max():.3g} (about {np.max(diff * std):.0f} grey level(s))"
+        print(f"  {net:<5} {tuple(tensor.shape)}  {'bit-exact' if not diff.any() else what}")
+        if diff.any():
             failures.append(f"prepare_faces for {net} ({tensor.shape[-1]}x{tensor.shape[-1]}) differs from "
-                            f"{ref_meta['versions']['machine']}'s by up to ~{levels:.2f} grey levels")
+                            f"{ref_meta['versions']['machine']}'s: {what}")
     for precision, r in run_models(Path(args.models), faces, ref_inputs).items():
         print(f"{precision}: load {r['load_s']:.1f} s, {len(faces)} faces {r['predict_s']:.1f} s on {here['machine']}")
         tol = TOLERANCE[precision]
