@@ -57,6 +57,8 @@ WORKER_STALL_S = 15.0         # sensing silent this long: stop petting the watch
 ENDED_AT_ONCE_S = 1.0         # an "end" this soon after start, for a longer track, is a failure
 ERRORS_BEFORE_WAIT = 10       # failed tracks in a row before the next try waits for a tick
 PRUNE_EVERY_S = 24 * 3600.0   # readings past privacy.retention_days are erased this often
+LOCKED_WAIT_S = 0.05          # a write the database refuses (another process's lock) is queued
+                              # after this, not waited for: the loop must keep answering buttons
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ class Appliance:
         self.notifier = ServiceNotifier()
         self.notifier.status("starting: loading models")
         model = AffectModel.load(s.models_dir, s.models.precision, s.models.threads)
-        self.lib = Library.open(s.database_path, store_readings=s.privacy.store_readings)
+        self.lib = Library.open(s.database_path, store_readings=s.privacy.store_readings,
+                                busy_timeout_s=LOCKED_WAIT_S)
         self._prune_readings()
         self.tracker.mood_of = self.lib.mood_model().mood_of
         self.recommender = Recommender(self.lib, s.recommend, s.playback)

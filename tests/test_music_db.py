@@ -141,3 +141,28 @@ def test_the_fast_path_head_is_alembics_head_and_skips_importing_it(tmp_path: Pa
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_a_short_busy_timeout_gives_up_on_a_locked_database_at_once(tmp_path: Path) -> None:
+    """The appliance's loop opens the library with a short wait: a write another process
+    blocks is refused within a fraction of a second (and queued), while reads go on."""
+    import time
+
+    path = tmp_path / "lib.sqlite"
+    Library.open(path).close()
+    lib = Library.open(path, busy_timeout_s=0.05)
+    lib.add_user("ana")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(db.DatabaseBusy, match="locked"):
+            lib.set_state("volume", 1)
+        assert time.monotonic() - t0 < 1.0  # the default would wait 5 s
+        assert lib.users() == ["ana"]  # WAL: reading is not blocked
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    lib.set_state("volume", 1)
+    assert lib.get_state("volume") == 1
+    lib.close()

@@ -171,22 +171,24 @@ def alembic_config(url: str):
     return cfg
 
 
-def _on_connect(dbapi_conn: sqlite3.Connection, _record) -> None:
+def _on_connect(dbapi_conn: sqlite3.Connection, _record, busy_timeout_s: float) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA foreign_keys = ON")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.close()
 
 
-def make_engine(path: Path | str) -> Engine:
-    """An engine on ``path`` with WAL, foreign keys and a busy timeout; no migration."""
+def make_engine(path: Path | str, busy_timeout_s: float | None = None) -> Engine:
+    """An engine on ``path`` with WAL, foreign keys and a busy timeout (default
+    :data:`BUSY_TIMEOUT_S`: how long a write waits for another writer); no migration."""
+    wait = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
     engine = create_engine(
         f"sqlite:///{Path(path)}",
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+        connect_args={"check_same_thread": False, "timeout": wait},
     )
-    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "connect", lambda conn, record: _on_connect(conn, record, wait))
     return engine
 
 

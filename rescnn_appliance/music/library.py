@@ -54,6 +54,7 @@ from rescnn_appliance.music.db import (
     Track,
     User,
     is_busy,
+    make_engine,
     open_engine,
     utcnow,
 )
@@ -83,11 +84,21 @@ class Library:
         self._listeners: list[FeedbackListener] = []
 
     @classmethod
-    def open(cls, db_path: Path | str, store_readings: str = "coarse") -> Library:
+    def open(cls, db_path: Path | str, store_readings: str = "coarse",
+             busy_timeout_s: float | None = None) -> Library:
         """``store_readings`` (off | coarse | full) limits the listener's valence, arousal
-        and mood that :meth:`record_feedback` keeps; see :mod:`.readings`."""
+        and mood that :meth:`record_feedback` keeps; see :mod:`.readings`.
+
+        ``busy_timeout_s``: how long a write waits for another process's lock before
+        :class:`DatabaseBusy` (default ``db.BUSY_TIMEOUT_S``, 5 s). An event loop that queues
+        and retries passes a short one so it never stalls; the migration on opening always
+        waits the default."""
         path = Path(db_path).expanduser()
-        return cls(open_engine(path), path, store_readings)
+        engine = open_engine(path)
+        if busy_timeout_s is not None:
+            engine.dispose()
+            engine = make_engine(path, busy_timeout_s)
+        return cls(engine, path, store_readings)
 
     def close(self) -> None:
         self.engine.dispose()
