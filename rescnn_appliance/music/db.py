@@ -228,22 +228,48 @@ def _backup(engine: Engine, path: Path, revision: str | None) -> Path:
     return dest
 
 
-def upgrade(engine: Engine, path: Path, revision: str = "head") -> None:
+def _ddl_engine(engine: Engine) -> Engine:
+    """An engine on the same file whose transactions cover DDL too.
+
+    pysqlite sends no BEGIN before CREATE or ALTER, so a migration killed half way would keep
+    its first tables while ``alembic_version`` stays old, and every later start would stop on
+    "table ... already exists". Here the driver leaves transactions alone and each one starts
+    with ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe for pysqlite), so a migration commits whole
+    or not at all.
+    """
+    ddl = make_engine(engine.url.database)
+
+    @event.listens_for(ddl, "connect")
+    def _driver_autocommit(dbapi_conn: sqlite3.Connection, _record) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(ddl, "begin")
+    def _begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return ddl
+
+
+def _migrate(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
 
     cfg = alembic_config(str(engine.url))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    ddl = _ddl_engine(engine)
+    try:
+        with ddl.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, direction)(cfg, revision)
+    finally:
+        ddl.dispose()
+
+
+def upgrade(engine: Engine, path: Path, revision: str = "head") -> None:
+    """Upgrade to ``revision`` in one transaction (killed half way: nothing of it stays)."""
+    _migrate(engine, "upgrade", revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config(str(engine.url))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    _migrate(engine, "downgrade", revision)
 
 
 def open_engine(path: Path | str) -> Engine:
