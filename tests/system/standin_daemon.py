@@ -1,11 +1,13 @@
 """A minimal Type=notify daemon for the nspawn unit test: READY=1, WATCHDOG=1 every second.
 
 It runs under the shipped unit's sandbox and prints what the sandbox let it do, one line each,
-so the test can read them back from the container's journal.
+so the test can read them back from the container's journal. With ``--probe`` it only prints
+those lines and exits (the test's ExecStartPre= in front of the real daemon).
 """
 
 import os
 import socket
+import sys
 import time
 
 
@@ -32,6 +34,8 @@ def main() -> None:
         print("standin: inet socket allowed", flush=True)
     except OSError as exc:
         print(f"standin: inet socket refused ({exc.strerror})", flush=True)
+    if "--probe" in sys.argv:
+        return
     notify("READY=1\nSTATUS=standin running")
     while True:
         notify("WATCHDOG=1")
