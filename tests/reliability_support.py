@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Self
 
 import cv2
 
@@ -87,7 +88,7 @@ class LockHolder:
         self.db = db
         self.proc: subprocess.Popen[str] | None = None
 
-    def acquire(self) -> LockHolder:
+    def acquire(self) -> Self:
         self.proc = subprocess.Popen([sys.executable, "-c", _LOCKER, str(self.db)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
@@ -108,7 +109,7 @@ class LockHolder:
             proc.kill()
             proc.wait(5)
 
-    def __enter__(self) -> LockHolder:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -102,7 +102,7 @@ def test_the_image_check_finds_images_by_name_or_content(tmp_path: Path, name: s
     import numpy as np
 
     path = tmp_path / name
-    ok, png = cv2.imencode(".png", np.zeros((4, 4), np.uint8))
+    _ok, png = cv2.imencode(".png", np.zeros((4, 4), np.uint8))
     path.write_bytes(png.tobytes())  # a PNG, whatever the name says
     assert _looks_like_an_image(path)
     (tmp_path / "notes.txt").write_text("no picture here")

@@ -51,7 +51,6 @@ class Running:
 
     def __init__(self, tmp_path: Path, models: Path, music: Path, pins=None, **overrides) -> None:
         from rescnn_appliance.appliance import Appliance
-
         from rescnn_appliance.music.library import Library
 
         base = {"camera.source": "demo", "player.aout": "dummy", "playback.fade_s": 0.1,
@@ -217,7 +216,7 @@ def _next_release(tmp_path: Path) -> Path:
         NEXT_MIGRATION)
     db_module = root / "rescnn_appliance" / "music" / "db.py"  # its head constant, if any
     db_module.write_text(re.sub(r'^HEAD_REVISION = "\w+"', 'HEAD_REVISION = "0002"',
-                                db_module.read_text(), flags=re.M))
+                                db_module.read_text(), flags=re.MULTILINE))
     return root
 
 

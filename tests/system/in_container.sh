@@ -37,7 +37,7 @@ systemctl start $unit || { log | tail -30; exit 10; }
 echo "$MODE daemon active after READY=1 in $(( $(date +%s) - t0 )) s"
 log | grep -q "$ready_line" || { log | tail -30; exit 20; }
 pid1=$(systemctl show -p MainPID --value $unit)
-[ "$(ps -o user= -p "$pid1")" = rescnn ] || { ps -o user=,pid= -p "$pid1"; exit 21; }
+[ "$(stat -c %U /proc/"$pid1")" = rescnn ] || { stat -c "%U %n" /proc/"$pid1"; exit 21; }
 if [ "$MODE" = real ]; then
     for _ in $(seq 60); do log | grep -q "library scan:" && break; sleep 0.5; done
     status_text=$(systemctl show -p StatusText --value $unit)
