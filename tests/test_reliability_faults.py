@@ -302,3 +302,33 @@ def test_a_migration_killed_half_way_is_rolled_back_and_redone_on_the_next_start
     out = again.communicate(timeout=120)[0].strip()
     assert again.returncode == 0 and out.splitlines()[-1] == "REV 0002 ['ana', 'ben'] 3", (
         f"after a kill mid-migration: {out!r}; tables left: {sorted(tables)}")
+
+
+def test_after_a_long_camera_outage_readings_resume_within_10_s_at_the_default_back_off(
+        tmp_path: Path) -> None:
+    # Fails while camera.retry_max_s defaults to 30: the back-off reaches 16 s then 30 s, so
+    # a camera back just after a failed attempt waits up to that long. A cap of 8 s or less
+    # keeps the 10 s. Real folder source; only the clock is the test's.
+    from rescnn_appliance.vision.frames import ImageFolderSource, ReconnectingSource
+
+    faces = write_demo_faces(tmp_path / "camera", count=1)
+    away = tmp_path / "away"
+    retry_max_s = load_settings(None).camera.retry_max_s
+    worst = 0.0
+    for outage_s in (20.0, 45.0, 60.0, 100.0):
+        now = [0.0]
+        source = ReconnectingSource(lambda: ImageFolderSource(faces, loop=True), retry_max_s,
+                                    clock=lambda: now[0]).open()
+        assert source.read() is not None
+        faces.rename(away)
+        while now[0] < outage_s:  # the worker reads at idle_fps (1 a second) meanwhile
+            source.read()
+            now[0] += 1.0
+        away.rename(faces)
+        back = now[0]
+        while source.read() is None:
+            now[0] += 1.0
+        worst = max(worst, now[0] - back)
+        source.close()
+    assert worst <= 10.0, (f"camera.retry_max_s = {retry_max_s:g}: readings resumed "
+                           f"{worst:.0f} s after the camera came back")
