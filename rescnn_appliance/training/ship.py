@@ -25,7 +25,7 @@ from rescnn_appliance.vision.affect import AffectModel
 from rescnn_appliance.vision.perturb import CONDITIONS
 
 PREPROCESSING = ("grey uint8 48x48 crop -> 3x3 median -> 3x3 Gaussian (sigma 0.6) -> resize to the input "
-                 "size (bilinear) -> per-image standardisation (mean 0, std 1, std floor 4 grey levels); "
+                 "size (bilinear, exact) -> per-image standardisation (mean 0, std 1, std floor 4 grey levels); "
                  "code: rescnn_appliance.vision.preprocess.prepare_faces")
 FER_DATA = ("FER2013 (Goodfellow et al., ICML 2013 challenge) Training split, 28,709 faces less FER+'s 161 "
             "excluded and the ambiguous duplicates; selected on PublicTest ('val', 3,589). FER+ votes "

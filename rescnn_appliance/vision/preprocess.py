@@ -59,6 +59,7 @@ def prepare_faces(faces: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
     for i, face in enumerate(faces):
         clean = denoise(face)
         if size != FACE_SIZE:
-            clean = cv2.resize(clean, (size, size), interpolation=cv2.INTER_LINEAR)
+            # the exact (integer) kernel gives the same pixels on x86_64 and aarch64
+            clean = cv2.resize(clean, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
         out[i, 0] = standardise(clean)
     return out
