@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rescnn_appliance.commands._source import SOURCES, source_overrides
 from rescnn_appliance.config import EX_CONFIG, Settings
 
-SOURCES = ("auto", "picamera2", "v4l2", "video", "folder", "demo")
 EX_UNAVAILABLE = 69  # libVLC missing: a restart may help once the package is installed
 
 
@@ -42,13 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """``run``'s flags as dotted settings."""
     out: dict[str, Any] = {}
-    if args.source:
-        if args.source in SOURCES:
-            out["camera.source"] = args.source
-        else:
-            path = Path(args.source).expanduser()
-            out["camera.source"] = "folder" if path.is_dir() else "video"
-            out["camera.path"] = str(path)
+    out.update(source_overrides(args.source))
     if args.music:
         out["library.folders"] = [str(p) for p in args.music]
     if args.no_buttons:
