@@ -7,7 +7,10 @@ unit=rescnn-appliance
 # shellcheck disable=SC1091  # written by run_system_tests.sh before the boot
 . /src/.cache/nspawn-mode.env
 if [ "$MODE" = real ]; then
-    exec_start="$PREFIX/.venv/bin/rescnn-appliance run --source demo --aout dummy --no-buttons"
+    # the checkout is mounted at PREFIX, wherever it lies on the host (a host path under /tmp
+    # would be hidden by the unit's PrivateTmp=): run the venv's python on the mounted source
+    exec_start="$PREFIX/.venv/bin/python -m rescnn_appliance run --source demo --aout dummy --no-buttons"
+    extra_env="Environment=PYTHONPATH=$PREFIX"
     # the service user must reach the mounted python tree (parents in the container's overlay)
     d="$PYHOME"
     while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null; d=$(dirname "$d"); done
@@ -15,6 +18,7 @@ if [ "$MODE" = real ]; then
     wd=5
 else
     exec_start="/usr/bin/python3 -u /src/tests/system/standin_daemon.py"
+    extra_env=""
     ready_line="standin: uid="
     wd=3
 fi
@@ -26,6 +30,7 @@ cat > /etc/systemd/system/$unit.service.d/test.conf <<CONF
 ExecStartPre=/usr/bin/python3 -u /src/tests/system/standin_daemon.py --probe
 ExecStart=
 ExecStart=$exec_start
+$extra_env
 WatchdogSec=$wd
 RestartSec=1
 CONF

@@ -35,18 +35,20 @@ if ! ls "$ROOT"/usr/lib/*/libvlc.so.5 >/dev/null 2>&1; then
     ls "$ROOT"/usr/lib/*/libvlc.so.5 >/dev/null 2>&1 || { mode=standin; why="libVLC could not be installed in $ROOT"; }
 fi
 binds=(--bind-ro="$PWD:/src")
+PREFIX_IN=/opt/rescnn-src
 if [ "$mode" = real ]; then
     venv="$PWD/.venv"
     pyhome=$(sed -n 's/^home = //p' "$venv/pyvenv.cfg" 2>/dev/null || true)
     if [ ! -x "$venv/bin/rescnn-appliance" ] || [ -z "$pyhome" ]; then
         mode=standin why="no venv with rescnn-appliance at $venv (make install)"
     else
-        # the venv and the editable install name absolute paths: mount them where they are
-        binds+=(--bind-ro="$PWD:$PWD" --bind-ro="$(dirname "$pyhome")")
+        # the venv's python tree is named by absolute path: mount it where it is; the checkout
+        # goes to a fixed path outside /tmp (in_container.sh sets PYTHONPATH to it)
+        binds+=(--bind-ro="$PWD:$PREFIX_IN" --bind-ro="$(dirname "$pyhome")")
     fi
 fi
 [ "$mode" = standin ] && echo "system test runs the stand-in daemon: $why"
-printf 'MODE=%s\nPREFIX=%s\nPYHOME=%s\n' "$mode" "$PWD" "${pyhome:-}" > .cache/nspawn-mode.env
+printf 'MODE=%s\nPREFIX=%s\nPYHOME=%s\n' "$mode" "$PREFIX_IN" "${pyhome:-}" > .cache/nspawn-mode.env
 status=0
 timeout 420 "${NSPAWN[@]}" -b --volatile=overlay -D "$ROOT" "${binds[@]}" \
     systemd.run=/src/tests/system/in_container.sh \
