@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup-s", type=float, default=None, help="default: 20%% of the run, "
                     "at most 300 s")
     ap.add_argument("--fault-every", type=float, default=30.0, help="seconds between faults")
+    ap.add_argument("--faults", default="camera_drop,bad_track,locked_database,button_storm",
+                    help="which faults, in turn (comma-separated)")
     ap.add_argument("--models", type=Path, default=None, help="default: models/ or exported")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "soak-last.json")
     args = ap.parse_args(argv)
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rss: list[tuple[float, int]] = []
     faults: list[dict] = []
-    kinds = ["camera_drop", "bad_track", "locked_database", "button_storm"]
+    kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
     next_fault, n = started + warmup_s, 0
     last_sample = 0.0
     try:
