@@ -315,9 +315,9 @@ def test_after_a_long_camera_outage_readings_resume_within_10_s_at_the_default_b
     faces = write_demo_faces(tmp_path / "camera", count=1)
     away = tmp_path / "away"
     retry_max_s = load_settings(None).camera.retry_max_s
-    worst = 0.0
+    worst, now = 0.0, [0.0]
     for outage_s in (20.0, 45.0, 60.0, 100.0):
-        now = [0.0]
+        now[0] = 0.0
         source = ReconnectingSource(lambda: ImageFolderSource(faces, loop=True), retry_max_s,
                                     clock=lambda: now[0]).open()
         assert source.read() is not None
