@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     soak.loop.start()
     started = time.monotonic()
     rss: list[tuple[float, int]] = []
+    threads: list[tuple[int, int]] = []
     faults: list[dict] = []
     kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
     next_fault, n = started + warmup_s, 0
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             now = time.monotonic()
             if now - last_sample >= 5.0:
                 rss.append((now - started, me.memory_info().rss))
+                threads.append((round(now - started), me.num_threads()))
                 last_sample = now
             if now >= next_fault and now - started < total_s - 20:
                 kind = kinds[n % len(kinds)]
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "every_press_recorded": all(rows[k] >= watch.acked[k] for k in rows),
         "frames_analysed": frames,
         "rss_samples": [(round(t), round(r / 2**20, 1)) for t, r in rss],
+        "thread_samples": threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
