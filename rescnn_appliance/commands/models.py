@@ -35,6 +35,8 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) 
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training faces")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-from", type=Path, default=None, metavar="BEST_PT",
+                   help="start from these weights (e.g. an earlier run's best.pt) with a fresh schedule")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +68,8 @@ def _config(args: argparse.Namespace, task: str, input_size: int = 48):
     from rescnn_appliance.training.train import TrainConfig
 
     extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch") if hasattr(args, k)}
+    if args.init_from is not None:
+        extra["init_from"] = str(_existing(args.init_from, "starting weights"))
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        precision=args.precision, time_budget_min=args.time_budget, threads=args.threads,
                        limit=args.limit, seed=args.seed, input_size=input_size, **extra)

@@ -56,6 +56,7 @@ class TrainConfig:
     limit: int = 0  # use only the first N training rows (smoke runs)
     affectnet_repeat: int = 3  # va: times each AffectNet training face is shown per epoch
     fer_per_epoch: int = 9000  # va: FER faces (FER+-derived targets) drawn afresh per epoch
+    init_from: str = ""  # weights (a best.pt state dict) to start from; a fresh schedule, not a resume
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
@@ -164,6 +165,9 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
         torch.set_num_threads(cfg.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    if cfg.init_from and not (resume and (out_dir / "last.pt").exists()):
+        model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True))
+        log.info("starting from the weights in %s", cfg.init_from)
     model.to(device, memory_format=torch.channels_last)  # 2-4x faster convs on CPU
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
