@@ -17,6 +17,7 @@ from rescnn_appliance.training.datasets import (
 from rescnn_appliance.training.export import quantize_int8, save_module, script_fp32
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters
 from rescnn_appliance.training.recipes import train_ecnn
+from rescnn_appliance.training.ship import with_warm_starts
 from rescnn_appliance.training.train import TrainConfig
 from rescnn_appliance.vision.affect import AffectModel, ModelError
 from rescnn_appliance.vision.preprocess import FaceInputError, prepare_faces
@@ -55,6 +56,15 @@ def test_short_real_training_lowers_loss(shared_data: Path, tmp_path: Path) -> N
     cfg4 = TrainConfig(task="ecnn", epochs=4, batch_size=32, lr=0.02, limit=384, threads=1)
     resumed = train_ecnn(fer_npz(shared_data), tmp_path, cfg4, resume=True)
     assert [e["epoch"] for e in resumed["epochs"]][-1] == 4
+    # a warm start begins from those weights (first loss near the last one, not the untrained one)
+    # and the card's history shows both runs, the earlier one first
+    warm = TrainConfig(task="ecnn", epochs=1, batch_size=32, lr=0.005, limit=384, threads=1,
+                       init_from=str(tmp_path / "best.pt"))
+    second = train_ecnn(fer_npz(shared_data), tmp_path / "warm", warm)
+    assert second["epochs"][0]["train_loss"] < losses[0]
+    chain = with_warm_starts(second, Path("/"))
+    assert [e["epoch"] for e in chain["epochs"]] == [1, 2, 3, 4, 5]
+    assert chain["warm_starts"][0]["recipe"]["lr"] == 0.02 and chain["config"]["lr"] == 0.005
 
 
 def test_export_round_trip_matches_eager() -> None:

@@ -40,6 +40,24 @@ def _load_best(ck_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
     return json.loads((ck_dir / "history.json").read_text())
 
 
+def with_warm_starts(history: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The run's history with the runs it was warm-started from (``init_from``) put in front:
+    their epochs first and renumbered so the curves show the whole training, and their recipes
+    and best epochs under ``warm_starts`` for the card."""
+    chain: list[dict[str, Any]] = []
+    init = history["config"].get("init_from")
+    while init:
+        prev_path = (base / init).parent / "history.json"
+        if not prev_path.exists():
+            raise FileNotFoundError(f"{prev_path}: history of the run this one started from is missing")
+        prev = json.loads(prev_path.read_text())
+        chain.insert(0, {"from": init, "recipe": prev["config"], "best_epoch": prev["best"]})
+        history = {**history, "epochs": prev["epochs"] + [
+            {**e, "epoch": e["epoch"] + len(prev["epochs"])} for e in history["epochs"]]}
+        init = prev["config"].get("init_from")
+    return {**history, "warm_starts": chain}
+
+
 def _export_pair(model: torch.nn.Module, name: str, size: int, calib: np.ndarray, out: Path) -> dict[str, Any]:
     fp32 = script_fp32(model, size)
     int8 = quantize_int8(model, calib, size)
@@ -68,7 +86,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     calib = fer_train.x[training_rows(fer_train)][:: max(1, len(fer_train) // 512)][:512]
 
     ecnn = build_ecnn().eval()
-    ecnn_hist = _load_best(ck_root / "ecnn", ecnn)
+    ecnn_hist = with_warm_starts(_load_best(ck_root / "ecnn", ecnn), ck_root.parent)
     va_hist_path = ck_root / "va"
     va_size = int(json.loads((va_hist_path / "history.json").read_text())["config"]["input_size"])
     va = build_va_mobilenet().eval()
@@ -79,7 +97,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
         "architecture": "residual CNN with squeeze-excitation (rescnn_appliance.training.nets.ECNN)",
         **describe(ecnn, 48), "input": {"size": 48, "channels": 1, "dtype": "uint8 crop", "preprocessing": PREPROCESSING},
         "output": "logits (N,7); softmax gives probabilities", "training_data": FER_DATA,
-        "recipe": ecnn_hist["config"], "best_epoch": ecnn_hist["best"],
+        "recipe": ecnn_hist["config"], "best_epoch": ecnn_hist["best"], "warm_starts": ecnn_hist["warm_starts"],
         "variants": _export_pair(ecnn, "ecnn", 48, calib, out),
     }
     va_card: dict[str, Any] = {
@@ -125,6 +143,11 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  f"Recipe: {json.dumps({k: card['recipe'][k] for k in ('epochs', 'batch_size', 'lr', 'precision', 'input_size')})}; "
                  "SGD Nesterov, one-cycle LR, EMA weights, augmentation (rotation, flip, scale/shift, "
                  "brightness/contrast, Gaussian and impulse noise, illumination gain).", ""]
+        for w in card.get("warm_starts", []):
+            lines += [f"Started from the weights of an earlier run ({w['recipe']['epochs']} epochs, lr "
+                      f"{w['recipe']['lr']}, best val {w['best_epoch'].get('accuracy', w['best_epoch'].get('ccc_valence', 0)):.4f} at its epoch "
+                      f"{w['best_epoch']['epoch']}), then trained with the recipe above on a fresh schedule; "
+                      "the curves show both runs.", ""]
         for p in ("fp32", "int8"):
             lines += [f"## {p} (`{v[p]['file']}`, sha256 `{v[p]['sha256']}`)", "",
                       f"Latency, one face, one thread, this machine: {v[p]['latency_ms_1thread']:.2f} ms.", "",
