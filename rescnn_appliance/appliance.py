@@ -11,9 +11,10 @@ domain state, so nothing here needs a lock:
   scan (a child process, :mod:`rescnn_appliance.music.scan_job`) puts :class:`ScanFinished`;
   a signal handler or ``--duration`` asks the loop to stop.
 
-Feedback from a button is written to SQLite at once; when the database is locked or the disk is
-full it waits in memory (and, at exit, in ``pending-feedback.json`` in the state folder) and is
-retried every tick, so nothing acknowledged is lost. The systemd watchdog is petted only when the
+Feedback from a button, and the play of each track (how it ended), is written to SQLite at once;
+when the database is locked or the disk is full it waits in memory (and, at exit, in
+``pending-feedback.json`` in the state folder) and is retried every tick, in order, so nothing
+acknowledged is lost. The systemd watchdog is petted only when the
 loop ticks and the sensing worker has reported recently.
 
 Example::
@@ -109,6 +110,26 @@ class PendingFeedback:
 
 
 @dataclass
+class PendingPlay:
+    """A play (how a track ended) not yet in the database; ``started_at`` in ISO form (UTC).
+
+    Example::
+
+        >>> PendingPlay(user="ana", track_id=3, started_at="2026-01-01T10:00:00",
+        ...             ended_how="complete").ended_how
+        'complete'
+    """
+
+    user: str | None
+    track_id: int
+    started_at: str
+    ended_how: str
+
+
+Pending = PendingFeedback | PendingPlay
+
+
+@dataclass
 class NowPlaying:
     track_id: int
     path: str
@@ -148,7 +169,7 @@ class Appliance:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()  # put() is signal-safe
         self.tracker = MoodTracker.from_settings(settings.mood)
         self.policy = PlaybackPolicy.from_settings(settings.playback)
-        self.pending: list[PendingFeedback] = []
+        self.pending: list[Pending] = []  # feedback and plays waiting for the database, in order
         self.now_playing: NowPlaying | None = None
         self.user: str | None = None
         self.camera_problem = ""
@@ -407,7 +428,7 @@ class Appliance:
             state.arousal if has_reading else None, state.mood)
         item = PendingFeedback(user=self.user or DEFAULT_USER, track_id=playing.track_id,
                                kind=kind, valence=valence, arousal=arousal, mood=mood)
-        stored = self._write_feedback(item)
+        stored = self._write(item)
         if not stored:
             self.pending.append(item)
         if self.led is not None:
@@ -415,19 +436,28 @@ class Appliance:
         log.info("%s: %s%s", kind, playing.title, "" if stored else " (database busy: queued)",
                  extra={"USER": item.user, "TRACK": playing.path, "MOOD": item.mood})
 
-    def _write_feedback(self, item: PendingFeedback) -> bool:
+    def _write(self, item: Pending) -> bool:
         """True when written (or refused for good); False when it should be retried."""
+        from sqlalchemy.exc import IntegrityError
+
         from rescnn_appliance.music.library import UnknownTrack, UnknownUser
 
+        what = (f"feedback {item.kind}" if isinstance(item, PendingFeedback)
+                else f"play of track {item.track_id}")
         try:
-            self.lib.record_feedback(item.user, item.track_id, item.kind, item.valence,
-                                     item.arousal, item.mood)
+            if isinstance(item, PendingFeedback):
+                self.lib.record_feedback(item.user, item.track_id, item.kind, item.valence,
+                                         item.arousal, item.mood)
+            else:
+                self.lib.record_play(item.user, item.track_id,
+                                     datetime.fromisoformat(item.started_at), item.ended_how)
             return True
-        except (UnknownTrack, UnknownUser, ValueError) as exc:
-            log.error("feedback %s dropped: %s", item.kind, exc)
+        except (UnknownTrack, UnknownUser, IntegrityError, ValueError) as exc:
+            # the track or user was removed meanwhile: there is nothing left to attach it to
+            log.error("%s dropped: %s", what, _one_line(exc))
             return True
         except Exception as exc:  # noqa: BLE001 - locked database, full disk, I/O error
-            log.warning("feedback %s not written yet (%s); will retry", item.kind, _one_line(exc))
+            log.warning("%s not written yet (%s); will retry", what, _one_line(exc))
             return False
 
     def _retry_pending(self) -> None:
@@ -435,11 +465,11 @@ class Appliance:
             return
         waiting, self.pending = self.pending, []
         for i, item in enumerate(waiting):
-            if not self._write_feedback(item):
-                self.pending = waiting[i:]
+            if not self._write(item):
+                self.pending = waiting[i:] + self.pending
                 return
         if waiting:
-            log.info("%d queued feedback written", len(waiting))
+            log.info("%d queued records written", len(waiting))
 
     def _next_user(self) -> None:
         users = self._users()
@@ -562,10 +592,10 @@ class Appliance:
         playing = self.now_playing
         if playing is None:
             return
-        try:
-            self.lib.record_play(playing.user, playing.track_id, playing.started_at, how)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("play of %s not recorded: %s", playing.title, _one_line(exc))
+        item = PendingPlay(playing.user, playing.track_id,
+                           playing.started_at.isoformat(), how)
+        if self.pending or not self._write(item):  # behind queued records: keep the order
+            self.pending.append(item)
 
     # --- library scan --------------------------------------------------------------------
 
@@ -674,8 +704,7 @@ class Appliance:
     def _load_pending(self) -> None:
         path = self._pending_path()
         try:
-            items = json.loads(path.read_text())
-            self.pending = [PendingFeedback(**item) for item in items]
+            self.pending = [_pending_from_json(item) for item in json.loads(path.read_text())]
             path.unlink()
         except FileNotFoundError:
             return
@@ -690,11 +719,12 @@ class Appliance:
         path = self._pending_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps([asdict(p) for p in self.pending]))
-            log.warning("%d feedback not yet in the database: kept in %s", len(self.pending), path)
+            path.write_text(json.dumps([_pending_to_json(p) for p in self.pending]))
+            log.warning("%d feedback/plays not yet in the database: kept in %s",
+                        len(self.pending), path)
         except OSError as exc:
-            log.error("%d feedback lost (%s): %s", len(self.pending), exc,
-                      json.dumps([asdict(p) for p in self.pending]))
+            log.error("%d feedback/plays lost (%s): %s", len(self.pending), exc,
+                      json.dumps([_pending_to_json(p) for p in self.pending]))
 
     # --- status --------------------------------------------------------------------------
 
@@ -749,6 +779,17 @@ def _open_player(settings: Settings, on_event: Callable[[Any], None]) -> Any:
         raise PlayerUnavailable(
             f"audio: libVLC cannot start ({_one_line(exc)}); install it with "
             "'sudo apt install libvlc5 vlc-plugin-base' or set player.aout") from None
+
+
+def _pending_to_json(item: Pending) -> dict[str, Any]:
+    return {**asdict(item), "record": "play" if isinstance(item, PendingPlay) else "feedback"}
+
+
+def _pending_from_json(item: dict[str, Any]) -> Pending:
+    """One entry of ``pending-feedback.json``; files from before plays were queued have no
+    ``record`` key and hold feedback only."""
+    kind = item.pop("record", "feedback")
+    return PendingPlay(**item) if kind == "play" else PendingFeedback(**item)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ import sysconfig
 import textwrap
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 class Running:
     """An Appliance started with ``overrides`` and its loop on a thread; stops on exit."""
 
-    def __init__(self, tmp_path: Path, models: Path, music: Path, pins=None, **overrides) -> None:
+    def __init__(self, tmp_path: Path, models: Path, music: Path, pins=None, scan: bool = True,
+                 **overrides) -> None:
         from rescnn_appliance.appliance import Appliance
         from rescnn_appliance.music.library import Library
 
@@ -59,9 +61,10 @@ class Running:
                 "library.scan_on_start": False}
         self.settings = load_settings(None, {**base, **overrides})
         self.db = self.settings.database_path
-        lib = Library.open(self.db)  # scanned here, in this process: quick and settled
-        lib.scan([music], progress=False, workers=1)
-        lib.close()
+        if scan:
+            lib = Library.open(self.db)  # scanned here, in this process: quick and settled
+            lib.scan([music], progress=False, workers=1)
+            lib.close()
         self.app = Appliance(self.settings, pin_factory=pins)
         self.loop = threading.Thread(target=self.app.run, daemon=True)
 
@@ -124,7 +127,7 @@ def test_presses_while_another_process_locks_the_database_are_all_written_later(
             for _ in range(3):
                 like.drive_low(); time.sleep(0.1); like.drive_high(); time.sleep(0.3)
             # every press is acknowledged (the LED flashes) and waits in memory
-            wait_until("3 queued likes", lambda: len(run.app.pending) == 3, 60)
+            wait_until("3 queued likes", lambda: len(queued(run.app, "feedback")) == 3, 60)
             queued_s = time.monotonic() - pressed
             assert len(led.states) >= acks + 3 * 2
             assert rows(run.db, "select count(*) from feedback") == [(0,)]
@@ -137,6 +140,187 @@ def test_presses_while_another_process_locks_the_database_are_all_written_later(
     assert queued_s <= 2.0, f"3 presses acknowledged only after {queued_s:.1f} s"
     print(f"3 presses under another process's lock: all acknowledged and queued "
           f"{queued_s:.2f} s after the first, all 3 written once the lock went")
+
+
+def add_user(db: Path, name: str) -> None:
+    from rescnn_appliance.music.library import Library
+
+    lib = Library.open(db)
+    lib.add_user(name)
+    lib.close()
+
+
+def queued(app, record: str) -> list:
+    """What ``app`` holds in memory for the database: ``feedback`` or ``play`` records."""
+    from rescnn_appliance.appliance import PendingFeedback, PendingPlay
+
+    cls = PendingFeedback if record == "feedback" else PendingPlay
+    return [item for item in app.pending if isinstance(item, cls)]
+
+
+def test_plays_that_end_while_another_process_locks_the_database_are_written_later(
+        tmp_path: Path, models: Path, notify: NotifyListener) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    music = demo_library(tmp_path / "clips", seconds=2.0)
+    pins = MockFactory()
+    with Running(tmp_path, models, music, pins) as run:
+        wait_until("the first track", lambda: run.app.now_playing, 120)
+        wait_until("a first play in the file", lambda: rows(run.db, "select 1 from plays"), 30)
+        skip = pins.pin(run.settings.buttons.skip_pin)
+        with LockHolder(run.db):
+            plays_before = rows(run.db, "select count(*) from plays")[0][0]
+            locked_at = time.monotonic()
+            # tracks end by themselves (2 s clips) and by a skip press while the file is locked
+            skip.drive_low(); time.sleep(0.1); skip.drive_high()
+            wait_until("3 plays waiting", lambda: len(queued(run.app, "play")) >= 3, 60)
+            waiting = list(queued(run.app, "play"))
+            assert rows(run.db, "select count(*) from plays")[0][0] == plays_before
+            assert run.loop.is_alive() and run.app.now_playing is not None  # music goes on
+            locked_s = time.monotonic() - locked_at
+        wait_until("the queued plays written", lambda: not run.app.pending, 15)
+        written = rows(run.db, f"select t.path, p.ended_how, p.started_at from plays p join "
+                               f"tracks t on t.id = p.track_id order by p.id "
+                               f"limit -1 offset {plays_before}")
+    # every play that ended under the lock is in the file, in order, with its own start time
+    assert [(w[0], w[1]) for w in written[:len(waiting)]] == [
+        (rows(run.db, f"select path from tracks where id = {p.track_id}")[0][0], p.ended_how)
+        for p in waiting]
+    assert [datetime.fromisoformat(w[2]) for w in written[:len(waiting)]] == [
+        datetime.fromisoformat(p.started_at) for p in waiting]
+    assert "skip" in [p.ended_how for p in waiting]
+    assert not (run.settings.state_dir / "pending-feedback.json").exists()
+    print(f"{len(waiting)} plays ended during {locked_s:.1f} s of another process's lock: "
+          f"queued, the music went on, all written in order once the lock went")
+
+
+def test_plays_and_feedback_still_queued_at_exit_survive_a_restart(
+        tmp_path: Path, models: Path, notify: NotifyListener) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    music = demo_library(tmp_path / "clips", seconds=30.0)
+    pins = MockFactory()
+    run = Running(tmp_path, models, music, pins)
+    add_user(run.db, "owner")
+    with LockHolder(run.db):
+        with run:
+            wait_until("the first track", lambda: run.app.now_playing, 120)
+            like = pins.pin(run.settings.buttons.like_pin)
+            like.drive_low(); time.sleep(0.1); like.drive_high()
+            wait_until("the queued like", lambda: queued(run.app, "feedback"), 30)
+        # stopped under the lock: the like and the play ("stopped") wait in the state folder
+        assert (run.settings.state_dir / "pending-feedback.json").exists()
+        assert rows(run.db, "select count(*) from feedback") == [(0,)]
+    again = Running(tmp_path, models, music, MockFactory(), scan=False)
+    with again:
+        wait_until("the records from the last run written", lambda: not again.app.pending, 30)
+    assert rows(run.db, "select kind from feedback") == [("like",)]
+    assert ("stopped",) in rows(run.db, "select ended_how from plays")
+    assert not (run.settings.state_dir / "pending-feedback.json").exists()
+
+
+class FullDisk:
+    """The database's disk fills up, then space returns, for real, in one of two ways.
+
+    ``sqlite_limit``: SQLite's own ``PRAGMA max_page_count`` on every connection the appliance
+    takes, set to the file's size now: the next write that needs a page fails with
+    ``SQLITE_FULL`` (works everywhere). ``tmpfs``: the state folder is a 4 MiB tmpfs filled to the
+    last byte by a file (needs root and mount; skipped with the reason elsewhere).
+    """
+
+    def __init__(self, how: str, state_dir: Path) -> None:
+        self.how, self.state_dir = how, state_dir
+        self.limit: int | None = None
+        self.filler = state_dir / "filler"
+
+    def mount(self) -> None:
+        if self.how != "tmpfs":
+            return
+        self.state_dir.mkdir(parents=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs",
+                               str(self.state_dir)], check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"a real full disk needs a tmpfs mount, refused here: "
+                        f"{done.stderr.strip() or done.returncode} (the sqlite_limit case runs)")
+
+    def unmount(self) -> None:
+        if self.how == "tmpfs":
+            subprocess.run(["umount", "-l", str(self.state_dir)], check=False)
+
+    def fill(self, app) -> None:
+        if self.how == "tmpfs":
+            with open(self.filler, "wb", buffering=0) as out:
+                for size in (65536, 4096, 512, 1):  # to the last block
+                    try:
+                        while out.write(b"\0" * size):
+                            pass
+                    except OSError:
+                        pass
+            return
+        from sqlalchemy import event
+
+        with app.lib.engine.connect() as conn:
+            self.limit = conn.exec_driver_sql("PRAGMA page_count").scalar()
+
+        @event.listens_for(app.lib.engine, "checkout")
+        def _limit(dbapi_conn, _record, _proxy) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA max_page_count = {self.limit or 1073741823}")
+            cur.close()
+
+    def free(self) -> None:
+        if self.how == "tmpfs":
+            self.filler.unlink()
+        else:
+            self.limit = None
+
+
+@pytest.mark.parametrize("how", ["sqlite_limit", "tmpfs"])
+def test_presses_while_the_disk_is_full_wait_in_memory_and_are_written_when_space_returns(
+        how: str, tmp_path: Path, models: Path, notify: NotifyListener,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    caplog.set_level(logging.INFO, logger="rescnn_appliance")
+    music = demo_library(tmp_path / "clips", seconds=60.0)
+    disk = FullDisk(how, tmp_path / "state")
+    disk.mount()
+    pins = MockFactory()
+    try:
+        with Running(tmp_path, models, music, pins) as run:
+            first = wait_until("the first track", lambda: run.app.now_playing, 120)
+            like = pins.pin(run.settings.buttons.like_pin)
+            disk.fill(run.app)
+            presses = 0
+            # the disk is full when the next write needs space: press until one is queued
+            while len(queued(run.app, "feedback")) < 3 and presses < 300:
+                like.drive_low(); time.sleep(0.06); like.drive_high(); time.sleep(0.06)
+                presses += 1
+            wait_until("the last press handled", lambda: acknowledged(caplog) == presses, 10)
+            waiting = len(queued(run.app, "feedback"))
+            assert waiting >= 3, f"{presses} presses and the disk never filled"
+            position = run.app.player.position_s
+            time.sleep(1.5)
+            # the music goes on: the same track, further on; the loop alive
+            assert run.loop.is_alive() and run.app.now_playing is first
+            assert run.app.player.position_s > position
+            in_file = rows(run.db, "select count(*) from feedback")[0][0]
+            assert in_file + waiting == presses
+            disk.free()
+            wait_until("the queued likes written", lambda: not run.app.pending, 15)
+            assert rows(run.db, "select count(*) from feedback where kind = 'like'") == [
+                (presses,)]
+            assert rows(run.db, "pragma integrity_check") == [("ok",)]
+    finally:
+        disk.unmount()
+    print(f"disk full ({how}): {presses} likes pressed and acknowledged, {waiting} waited in "
+          f"memory while the music played on, all {presses} in the file once space returned")
+
+
+def acknowledged(caplog: pytest.LogCaptureFixture, word: str = "like") -> int:
+    """Presses the appliance acknowledged with its log line (``like: <title>``)."""
+    return sum(1 for r in caplog.records
+               if r.name == "rescnn_appliance" and r.getMessage().startswith(f"{word}: "))
 
 
 def test_camera_goes_away_and_comes_back_while_the_music_goes_on(
