@@ -18,8 +18,9 @@ import logging
 import pkgutil
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rescnn_appliance import __version__, commands
 from rescnn_appliance.config import EX_CONFIG, SYSTEM_CONFIG, ConfigError, load_settings

@@ -20,8 +20,9 @@ import copy
 import math
 import os
 import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 EX_CONFIG = 78
 SYSTEM_CONFIG = Path("/etc/rescnn-appliance/appliance.toml")

@@ -70,7 +70,7 @@ CLIPS: tuple[DemoClip, ...] = (
 
 def _tone(freq: float, seconds: float, brightness: float, rate: int) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
-    harmonics = 1 + int(round(brightness * 7))
+    harmonics = 1 + round(float(brightness) * 7)
     wave = sum((0.6 ** (k - 1)) * np.sin(2 * np.pi * freq * k * t) for k in range(1, harmonics + 1))
     attack = np.minimum(1.0, t / 0.01)
     decay = np.exp(-t * (1.5 + 4 * brightness))

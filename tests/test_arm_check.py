@@ -21,7 +21,7 @@ MODELS = REPO / "models"
 REQUIREMENTS = REPO / "deploy" / "requirements-pi.txt"
 
 sys.path.insert(0, str(REPO / "deploy"))
-import arm_check  # noqa: E402
+import arm_check
 
 needs_models = pytest.mark.skipif(
     not ((MODELS / "ecnn.json").is_file() and (MODELS / "va.json").is_file()),
@@ -149,7 +149,7 @@ def test_the_pinned_aarch64_wheels_need_nothing_beyond_the_pins() -> None:
 @pytest.mark.skipif(bool(emulator_missing()), reason=emulator_missing() or "ready")
 def test_shipped_models_give_the_same_outputs_on_an_emulated_cortex_a53() -> None:
     result = subprocess.run([str(REPO / "deploy" / "arm-check.sh"), "--offline"], capture_output=True,
-                            text=True, timeout=1800)
+                            text=True, timeout=1800, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "emulated: aarch64" in result.stdout and f"torch {arm_check.pinned_torch()}+cpu" in result.stdout
     assert "arm check passed" in result.stdout

@@ -12,7 +12,11 @@ import torch
 
 from rescnn_appliance.cli import main
 from rescnn_appliance.training.datasets import (
-    DatasetError, load_faces, load_fer_csv, load_image_folder, FER_CLASSES,
+    FER_CLASSES,
+    DatasetError,
+    load_faces,
+    load_fer_csv,
+    load_image_folder,
 )
 from rescnn_appliance.training.export import quantize_int8, save_module, script_fp32
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters

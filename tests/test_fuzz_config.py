@@ -59,7 +59,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf") \
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") \
             if math.isinf(value) else repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)

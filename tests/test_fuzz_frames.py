@@ -15,7 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rescnn_appliance.vision.frames import (
-    CameraError, EndOfStream, ImageFolderSource, VideoFileSource,
+    CameraError,
+    EndOfStream,
+    ImageFolderSource,
+    VideoFileSource,
 )
 from tests.fuzz_count import FuzzCount
 

@@ -45,8 +45,8 @@ def check_camera(s: Settings) -> Check:
         source = open_source(s.camera)
     except CameraError as exc:
         return ("FAIL", "camera", _one_line(exc),
-                "connect the camera (Pi: 'rpicam-hello --list-cameras'; USB: 'ls /dev/video*'), "
-                "add the service user to group 'video', or set camera.source = \"demo\"")
+                ("connect the camera (Pi: 'rpicam-hello --list-cameras'; USB: 'ls /dev/video*'), "
+                "add the service user to group 'video', or set camera.source = \"demo\""))
     try:
         frame = source.read()
         what = source.describe() + ("" if frame is None else f", frame {frame.image.shape[1]}x"
@@ -66,8 +66,8 @@ def check_audio(s: Settings) -> Check:
         player.close()
     except Exception as exc:  # noqa: BLE001 - ImportError, OSError, RuntimeError from libVLC
         return ("FAIL", "audio", f"libVLC: {_one_line(exc)}",
-                "sudo apt install libvlc5 vlc-plugin-base; add the user to group 'audio'; "
-                "check player.aout / player.device ('aplay -l' lists ALSA devices)")
+                ("sudo apt install libvlc5 vlc-plugin-base; add the user to group 'audio'; "
+                "check player.aout / player.device ('aplay -l' lists ALSA devices)"))
     out = s.player.aout or "VLC's default output"
     return ("ok", "audio", f"libVLC starts ({out}{', ' + s.player.device if s.player.device else ''})",
             "")
@@ -87,11 +87,11 @@ def check_gpio(s: Settings) -> Check:
             StatusLed.from_settings(s).close()
     except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds off a Pi
         return ("FAIL", "gpio", f"{type(exc).__name__}: {_one_line(exc)}",
-                "on a Pi: sudo apt install python3-lgpio and add the user to group 'gpio'; "
-                "elsewhere set buttons.enabled = false (or run --no-buttons)")
+                ("on a Pi: sudo apt install python3-lgpio and add the user to group 'gpio'; "
+                "elsewhere set buttons.enabled = false (or run --no-buttons)"))
     b = s.buttons
-    return ("ok", "gpio", f"buttons like={b.like_pin} skip={b.skip_pin} user={b.user_pin}, "
-                          f"LED={b.led_pin} (BCM)", "")
+    return ("ok", "gpio", (f"buttons like={b.like_pin} skip={b.skip_pin} user={b.user_pin}, "
+                          f"LED={b.led_pin} (BCM)"), "")
 
 
 def check_models(s: Settings) -> Check:
@@ -101,8 +101,8 @@ def check_models(s: Settings) -> Check:
         AffectModel.load(s.models_dir, s.models.precision, s.models.threads)
     except ModelError as exc:
         return ("FAIL", "models", _one_line(exc),
-                "reinstall the package (the models ship in models/), run 'make models', "
-                "or point models.dir at a folder with ecnn.json and va.json")
+                ("reinstall the package (the models ship in models/), run 'make models', "
+                "or point models.dir at a folder with ecnn.json and va.json"))
     return ("ok", "models", f"{s.models_dir} ({s.models.precision}, sha256 verified)", "")
 
 
@@ -117,11 +117,11 @@ def check_database(s: Settings) -> Check:
             lib.close()
     except Exception as exc:  # noqa: BLE001 - MigrationError, DatabaseBusy, OSError
         return ("FAIL", "database", f"{s.database_path}: {_one_line(exc)}",
-                "check that the state folder is writable; a damaged file can be moved aside "
-                "(the appliance rebuilds it with a scan, losing likes)")
+                ("check that the state folder is writable; a damaged file can be moved aside "
+                "(the appliance rebuilds it with a scan, losing likes)"))
     ok = stats["by_status"].get("ok", 0)
-    return ("ok", "database", f"{s.database_path}: {ok} playable tracks, {stats['users']} users, "
-                              f"{stats['feedback']} feedback", "")
+    return ("ok", "database", (f"{s.database_path}: {ok} playable tracks, {stats['users']} users, "
+                              f"{stats['feedback']} feedback"), "")
 
 
 def check_permissions(s: Settings) -> Check:
@@ -148,8 +148,8 @@ def check_music(s: Settings) -> Check:
     usable = [str(f) for f in s.music_folders if has_audio(f)]
     if usable:
         return ("ok", "music", ", ".join(usable), "")
-    return ("warn", "music", f"no audio in {', '.join(str(f) for f in s.music_folders) or '-'}: "
-                             "the demo library will play",
+    return ("warn", "music", (f"no audio in {', '.join(str(f) for f in s.music_folders) or '-'}: "
+                             "the demo library will play"),
             "put music in a folder and list it in library.folders")
 
 

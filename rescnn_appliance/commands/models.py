@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _train_args(p, epochs=20, lr=0.03, batch=64)
     p.set_defaults(func=_train_va)
 
-    from rescnn_appliance.commands import _models_eval  # noqa: PLC0415  (keeps this file short)
+    from rescnn_appliance.commands import _models_eval
 
     _models_eval.add_actions(msub)
 

@@ -56,8 +56,8 @@ class FaceSet:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def subset(self, index: np.ndarray) -> "FaceSet":
-        pick = lambda a: None if a is None else a[index]  # noqa: E731
+    def subset(self, index: np.ndarray) -> FaceSet:
+        pick = lambda a: None if a is None else a[index]
         return FaceSet(self.x[index], pick(self.y), pick(self.ferplus), pick(self.valence),
                        pick(self.arousal), self.source, {k: v[index] for k, v in self.extra.items()})
 
@@ -85,7 +85,7 @@ def affectnet_split(labels: np.ndarray, split: str, val_share: float = 0.2, seed
     for cls in np.unique(labels):
         idx = np.flatnonzero(labels == cls)
         rng.shuffle(idx)
-        val.extend(idx[: int(round(len(idx) * val_share))])
+        val.extend(idx[: round(len(idx) * val_share)])
     val_mask = np.zeros(len(labels), bool)
     val_mask[np.array(val, dtype=int)] = True
     if split == "val":

@@ -21,7 +21,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: i
     support = cm.sum(1)
     recall = np.divide(np.diag(cm), support, out=np.zeros(num_classes), where=support > 0)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "per_class_recall": [float(r) for r in recall],

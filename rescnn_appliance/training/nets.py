@@ -16,9 +16,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import Callable, Sequence
 
 import torch
 from torch import nn

@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from rescnn_appliance.training.datasets import (
-    balanced_indices, circumplex_coordinates, fer_va_targets, load_affectnet, load_faces,
+    balanced_indices,
+    circumplex_coordinates,
+    fer_va_targets,
+    load_affectnet,
+    load_faces,
     training_rows,
 )
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet

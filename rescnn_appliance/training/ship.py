@@ -17,7 +17,12 @@ import torch
 from rescnn_appliance.training.datasets import FER_CLASSES, load_faces, training_rows
 from rescnn_appliance.training.evaluate import evaluate_faces
 from rescnn_appliance.training.export import (
-    describe, latency_ms, quantize_int8, save_module, script_fp32, write_card,
+    describe,
+    latency_ms,
+    quantize_int8,
+    save_module,
+    script_fp32,
+    write_card,
 )
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
 from rescnn_appliance.training.plots import plot_confusion, plot_curves
@@ -137,23 +142,23 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     def md(card: dict[str, Any], key: str, report_key: str, header: str) -> str:
         v = card["variants"]
         lines = [f"# Model card: {card['name']}", "", f"Task: {card['task']}.", "",
-                 f"Architecture: {card['architecture']}; {card['parameters']:,} parameters, "
-                 f"{card['macs'] / 1e6:.1f} M MACs per face at {card['input']['size']}x{card['input']['size']}.", "",
+                 (f"Architecture: {card['architecture']}; {card['parameters']:,} parameters, "
+                 f"{card['macs'] / 1e6:.1f} M MACs per face at {card['input']['size']}x{card['input']['size']}."), "",
                  f"Input: {card['input']['preprocessing']}.", "", f"Training data: {card['training_data']}", "",
-                 f"Recipe: {json.dumps({k: card['recipe'][k] for k in ('epochs', 'batch_size', 'lr', 'precision', 'input_size')})}; "
+                 (f"Recipe: {json.dumps({k: card['recipe'][k] for k in ('epochs', 'batch_size', 'lr', 'precision', 'input_size')})}; "
                  "SGD Nesterov, one-cycle LR, EMA weights, augmentation (rotation, flip, scale/shift, "
-                 "brightness/contrast, Gaussian and impulse noise, illumination gain).", ""]
+                 "brightness/contrast, Gaussian and impulse noise, illumination gain)."), ""]
         for w in card.get("warm_starts", []):
-            lines += [f"Started from the weights of an earlier run ({w['recipe']['epochs']} epochs, lr "
+            lines += [(f"Started from the weights of an earlier run ({w['recipe']['epochs']} epochs, lr "
                       f"{w['recipe']['lr']}, best val {w['best_epoch'].get('accuracy', w['best_epoch'].get('ccc_valence', 0)):.4f} at its epoch "
                       f"{w['best_epoch']['epoch']}), then trained with the recipe above on a fresh schedule; "
-                      "the curves show both runs.", ""]
+                      "the curves show both runs."), ""]
         for p in ("fp32", "int8"):
             lines += [f"## {p} (`{v[p]['file']}`, sha256 `{v[p]['sha256']}`)", "",
                       f"Latency, one face, one thread, this machine: {v[p]['latency_ms_1thread']:.2f} ms.", "",
                       header, _md_table(reports[p][report_key], key), ""]
-        lines += [f"Exported with torch {torch.__version__}. Figures are on `val`; the sealed holdout is checked "
-                  "independently.", ""]
+        lines += [(f"Exported with torch {torch.__version__}. Figures are on `val`; the sealed holdout is checked "
+                  "independently."), ""]
         return "\n".join(lines)
 
     write_card(out, "ecnn", ecnn_card, md(ecnn_card, "emotion", "fer_val",

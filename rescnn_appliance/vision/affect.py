@@ -131,7 +131,7 @@ class AffectModel:
         self.va_size = int(va_card.get("input", {}).get("size", 48))
 
     @classmethod
-    def load(cls, models_dir: Path | str, precision: str = "fp32", threads: int = 1) -> "AffectModel":
+    def load(cls, models_dir: Path | str, precision: str = "fp32", threads: int = 1) -> AffectModel:
         import torch
 
         if threads > 0:

@@ -25,7 +25,8 @@ def main() -> None:
         fh.write("ok")
     print(f"standin: state {state} writable", flush=True)
     try:
-        open("/usr/rescnn-probe", "w")
+        with open("/usr/rescnn-probe", "w"):
+            pass
         print("standin: /usr writable", flush=True)
     except OSError as exc:
         print(f"standin: /usr refused ({exc.strerror})", flush=True)
