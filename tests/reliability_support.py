@@ -5,6 +5,9 @@
 - :func:`write_demo_faces` renders the demo camera's astronaut face into PNG frames for an image
   folder source (in a temporary folder only; nothing of the research data is used).
 - :class:`LockHolder` is another *process* holding ``BEGIN EXCLUSIVE`` on a SQLite file.
+- :func:`next_release` is this package plus a test migration 0002 (as the next release would
+  ship it), :func:`kill_half_way` SIGKILLs it mid-upgrade of a library that
+  :func:`library_with_history` filled, :func:`open_with` opens a library with it.
 
 Example::
 
@@ -16,8 +19,14 @@ Example::
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import sysconfig
+import textwrap
 from pathlib import Path
 from typing import Self
 
@@ -114,3 +123,88 @@ class LockHolder:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# --- the next release, with one more migration (power loss during an upgrade) ----------
+
+NEXT_MIGRATION = '''
+"""Test-only next release: tracks get a rating column and a ratings table."""
+import os, sys, time
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("ratings", sa.Column("id", sa.Integer, primary_key=True))
+    with op.batch_alter_table("tracks") as batch:
+        batch.add_column(sa.Column("rating", sa.Integer))
+    if os.environ.get("STALL_MIGRATION"):
+        print("half-migrated", flush=True)
+        time.sleep(120)
+
+
+def downgrade() -> None:
+    op.drop_table("ratings")
+'''
+
+OPEN_LIBRARY = textwrap.dedent("""
+    import sys
+    from rescnn_appliance.music.db import MigrationError, current_revision
+    from rescnn_appliance.music.library import Library
+    try:
+        lib = Library.open(sys.argv[1])
+    except MigrationError as exc:
+        print(f"ERROR {exc}", flush=True)
+        raise SystemExit(1)
+    print("REV", current_revision(lib.engine), lib.users(), lib.stats()["feedback"], flush=True)
+""")
+
+
+def next_release(tmp_path: Path) -> Path:
+    """A copy of the package with one more migration, as the next release would ship it."""
+    root = tmp_path / "next"
+    shutil.copytree(REPO / "rescnn_appliance", root / "rescnn_appliance",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "rescnn_appliance" / "migrations" / "versions" / "0002_rating.py").write_text(
+        NEXT_MIGRATION)
+    db_module = root / "rescnn_appliance" / "music" / "db.py"  # its head constant, if any
+    db_module.write_text(re.sub(r'^HEAD_REVISION = "\w+"', 'HEAD_REVISION = "0002"',
+                                db_module.read_text(), flags=re.MULTILINE))
+    return root
+
+
+def open_with(release: Path, db: Path, **env: str) -> subprocess.Popen[str]:
+    # -S: no site hooks, so the editable install of this checkout cannot shadow the release
+    path = os.pathsep.join([str(release), sysconfig.get_paths()["purelib"]])
+    return subprocess.Popen([sys.executable, "-S", "-c", OPEN_LIBRARY, str(db)], text=True,
+                            cwd=release, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": path, **env})
+
+
+def library_with_history(db: Path) -> None:
+    from rescnn_appliance.music import db as schema
+    from rescnn_appliance.music.library import Library
+
+    lib = Library.open(db)
+    for name in ("ana", "ben"):
+        lib.add_user(name)
+    with lib.session() as s:
+        s.add(schema.Track(path="/music/a.flac", title="a", status="ok", valence=0.1, arousal=0.2))
+    track = lib.track("/music/a.flac").id
+    for kind in ("like", "skip", "like"):
+        lib.record_feedback("ana", track, kind)
+    lib.close()
+
+
+def kill_half_way(release: Path, db: Path) -> None:
+    upgrading = open_with(release, db, STALL_MIGRATION="1")
+    try:
+        assert upgrading.stdout.readline().strip() == "half-migrated"
+    finally:
+        upgrading.send_signal(signal.SIGKILL)  # the power goes, mid-upgrade
+        upgrading.wait(10)

@@ -10,15 +10,8 @@ The models are exported here (untrained weights): faults do not need accurate mo
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
-import sysconfig
-import textwrap
 import threading
 import time
 from datetime import datetime
@@ -28,7 +21,16 @@ import pytest
 
 from rescnn_appliance.config import load_settings
 from rescnn_appliance.demo import demo_library
-from tests.reliability_support import LockHolder, export_models, write_demo_faces
+from rescnn_appliance.music.backup import Backup, restore
+from tests.reliability_support import (
+    LockHolder,
+    export_models,
+    kill_half_way,
+    library_with_history,
+    next_release,
+    open_with,
+    write_demo_faces,
+)
 from tests.test_appliance_e2e import NotifyListener, rows, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -355,93 +357,12 @@ def test_camera_goes_away_and_comes_back_while_the_music_goes_on(
 
 # --- power loss during a schema migration ------------------------------------------------
 
-NEXT_MIGRATION = '''
-"""Test-only next release: tracks get a rating column and a ratings table."""
-import os, sys, time
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("ratings", sa.Column("id", sa.Integer, primary_key=True))
-    with op.batch_alter_table("tracks") as batch:
-        batch.add_column(sa.Column("rating", sa.Integer))
-    if os.environ.get("STALL_MIGRATION"):
-        print("half-migrated", flush=True)
-        time.sleep(120)
-
-
-def downgrade() -> None:
-    op.drop_table("ratings")
-'''
-
-OPEN_LIBRARY = textwrap.dedent("""
-    import sys
-    from rescnn_appliance.music.db import MigrationError, current_revision
-    from rescnn_appliance.music.library import Library
-    try:
-        lib = Library.open(sys.argv[1])
-    except MigrationError as exc:
-        print(f"ERROR {exc}", flush=True)
-        raise SystemExit(1)
-    print("REV", current_revision(lib.engine), lib.users(), lib.stats()["feedback"], flush=True)
-""")
-
-
-def _next_release(tmp_path: Path) -> Path:
-    """A copy of the package with one more migration, as the next release would ship it."""
-    root = tmp_path / "next"
-    shutil.copytree(REPO / "rescnn_appliance", root / "rescnn_appliance",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "rescnn_appliance" / "migrations" / "versions" / "0002_rating.py").write_text(
-        NEXT_MIGRATION)
-    db_module = root / "rescnn_appliance" / "music" / "db.py"  # its head constant, if any
-    db_module.write_text(re.sub(r'^HEAD_REVISION = "\w+"', 'HEAD_REVISION = "0002"',
-                                db_module.read_text(), flags=re.MULTILINE))
-    return root
-
-
-def _open_with(release: Path, db: Path, **env: str) -> subprocess.Popen[str]:
-    # -S: no site hooks, so the editable install of this checkout cannot shadow the release
-    path = os.pathsep.join([str(release), sysconfig.get_paths()["purelib"]])
-    return subprocess.Popen([sys.executable, "-S", "-c", OPEN_LIBRARY, str(db)], text=True,
-                            cwd=release, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": path, **env})
-
-
-def _restore(db: Path, backup: Path) -> None:
-    """What the owner does (service stopped): the copy back in place, the stale WAL gone."""
-    for stale in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        stale.unlink(missing_ok=True)
-    shutil.copyfile(backup, db)
-
-
-def _library_with_history(db: Path) -> None:
-    from rescnn_appliance.music import db as schema
-    from rescnn_appliance.music.library import Library
-
-    lib = Library.open(db)
-    for name in ("ana", "ben"):
-        lib.add_user(name)
-    with lib.session() as s:
-        s.add(schema.Track(path="/music/a.flac", title="a", status="ok", valence=0.1, arousal=0.2))
-    track = lib.track("/music/a.flac").id
-    for kind in ("like", "skip", "like"):
-        lib.record_feedback("ana", track, kind)
-    lib.close()
-
-
 def test_power_loss_during_a_migration_the_copy_restores_the_library(tmp_path: Path) -> None:
     db = tmp_path / "state" / "library.sqlite"
-    _library_with_history(db)
-    release = _next_release(tmp_path)
+    library_with_history(db)
+    release = next_release(tmp_path)
 
-    _kill_half_way(release, db)
+    kill_half_way(release, db)
     backups = sorted(db.parent.glob("library.sqlite.bak-0001-*"))
     assert len(backups) == 1, sorted(p.name for p in db.parent.iterdir())
     with sqlite3.connect(backups[0]) as copy:
@@ -452,25 +373,16 @@ def test_power_loss_during_a_migration_the_copy_restores_the_library(tmp_path: P
     size = db.stat().st_size
     with db.open("r+b") as fh:
         fh.truncate(size // 3)
-    damaged = _open_with(release, db)
+    damaged = open_with(release, db)
     out = damaged.communicate(timeout=120)[0].strip()
     assert damaged.returncode == 1 and out.startswith("ERROR ") and str(db) in out, out
     assert "\n" not in out  # one clear line naming the file, no traceback
 
-    _restore(db, backups[0])
-    restored = _open_with(release, db)
+    restore(db, Backup.from_path(backups[0]))  # what `library restore` does
+    restored = open_with(release, db)
     out = restored.communicate(timeout=120)[0].strip()
     assert restored.returncode == 0, out
     assert out.splitlines()[-1] == "REV 0002 ['ana', 'ben'] 3"
-
-
-def _kill_half_way(release: Path, db: Path) -> None:
-    upgrading = _open_with(release, db, STALL_MIGRATION="1")
-    try:
-        assert upgrading.stdout.readline().strip() == "half-migrated"
-    finally:
-        upgrading.send_signal(signal.SIGKILL)  # the power goes, mid-upgrade
-        upgrading.wait(10)
 
 
 def test_a_migration_killed_half_way_is_rolled_back_and_redone_on_the_next_start(
@@ -479,12 +391,12 @@ def test_a_migration_killed_half_way_is_rolled_back_and_redone_on_the_next_start
     # was kept while alembic_version stayed 0001, and every later start stopped on
     # "table ratings already exists".
     db = tmp_path / "state" / "library.sqlite"
-    _library_with_history(db)
-    release = _next_release(tmp_path)
-    _kill_half_way(release, db)
+    library_with_history(db)
+    release = next_release(tmp_path)
+    kill_half_way(release, db)
     with sqlite3.connect(db) as conn:
         tables = {t for (t,) in conn.execute("select name from sqlite_master where type='table'")}
-    again = _open_with(release, db)
+    again = open_with(release, db)
     out = again.communicate(timeout=120)[0].strip()
     assert again.returncode == 0 and out.splitlines()[-1] == "REV 0002 ['ana', 'ben'] 3", (
         f"after a kill mid-migration: {out!r}; tables left: {sorted(tables)}")

@@ -9,6 +9,8 @@ Examples::
     rescnn-appliance library stats
     rescnn-appliance library import-va spotify_export.csv
     rescnn-appliance library refit               # refit the K-means moods now
+    rescnn-appliance library restore             # the copies taken before schema upgrades
+    rescnn-appliance library restore --latest    # put the newest back (service stopped)
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def add_parser(subparsers) -> None:
     imp = sub.add_parser("import-va", help="import valence/arousal from a CSV")
     imp.add_argument("csv", type=Path, metavar="FILE.csv")
     sub.add_parser("refit", help="refit the K-means moods over the library")
+    restore = sub.add_parser(
+        "restore", help="list the copies taken before schema upgrades, or put one back",
+        description="Without BACKUP (or --latest): list the copies, newest first. With one: "
+        "check it, set the current file aside (restore it to undo), and put the copy in "
+        "place. Stop the service first: sudo systemctl stop rescnn-appliance")
+    restore.add_argument("backup", nargs="?", metavar="BACKUP",
+                         help="a file name from the list (or a path)")
+    restore.add_argument("--latest", action="store_true", help="the newest copy")
     p.set_defaults(func=handle)
 
 
@@ -56,6 +66,8 @@ def handle(args, settings) -> int:
     from rescnn_appliance.music.va_import import VAImportError
     from rescnn_appliance.music.va_model import VAModelError
 
+    if args.library_command == "restore":  # the file may be too damaged to open: no Library
+        return _restore(args, settings.database_path)
     try:
         lib = Library.open(settings.database_path)
     except (MigrationError, DatabaseBusy) as exc:
@@ -119,3 +131,35 @@ def handle(args, settings) -> int:
         return 1
     finally:
         lib.close()
+
+
+def _restore(args, db: Path) -> int:
+    from rescnn_appliance.music import backup
+
+    try:
+        if args.backup is None and not args.latest:
+            found = backup.list_backups(db)
+            if not found:
+                print(f"no backups of {db} in {db.parent}")
+            for b in found:
+                print(f"{b.path.name}  {b.taken:%Y-%m-%d %H:%M:%S}  {_size(b.size):>9}  "
+                      f"schema {b.revision}")
+            if found:
+                print(f"restore one with: rescnn-appliance library restore {found[0].path.name}"
+                      " (or --latest); stop the service first")
+            return 0
+        chosen = backup.latest(db) if args.latest else backup.find_backup(db, args.backup)
+        done = backup.restore(db, chosen)
+    except backup.BackupError as exc:
+        print(f"rescnn-appliance: {exc}", file=sys.stderr)
+        return 1
+    print(f"{db}: restored from {chosen.path.name} (schema {done.revision}; the next start "
+          "upgrades it)")
+    if done.previous is not None:
+        print(f"the file it replaced is kept as {done.previous.name}; to undo: "
+              f"rescnn-appliance library restore {done.previous.name}")
+    return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} kB"
