@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,11 +60,49 @@ class AudioError(Exception):
     """The file cannot be decoded into usable audio; the message says why in one line."""
 
 
+def _system_libsndfile_paths() -> list[str]:
+    """Full paths of the system's libsndfile from the loader cache. A full path, because
+    opening it by its soname would return the wheel's copy, loaded already under that name."""
+    try:
+        out = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split(" => ", 1)[1].strip() for line in out.splitlines()
+            if line.strip().startswith("libsndfile.so") and " => " in line]
+
+
+@lru_cache(maxsize=1)
+def use_system_libsndfile() -> str:
+    """Decode with the operating system's libsndfile when it is 1.1 or newer; returns its path,
+    or ``"bundled"`` when soundfile keeps the copy in its wheel.
+
+    Both give the same samples, but the wheel's build decodes Opus about 2.3x and FLAC 2x
+    slower here (benchmarks/RESULTS-music.md): for the scan, decoding is most of the cost.
+    """
+    for path in _system_libsndfile_paths():
+        try:
+            lib = sf._ffi.dlopen(path)  # OSError for another architecture's copy
+            version = sf._ffi.string(lib.sf_version_string()).decode("ascii", "replace")
+            numbers = version.removeprefix("libsndfile-").split("-")[0].split(".")
+            if (int(numbers[0]), int(numbers[1])) < (1, 1):  # no MP3, incomplete Opus
+                continue
+        except (OSError, AttributeError, IndexError, ValueError):
+            continue
+        # soundfile has no public switch; every call goes through this handle. Switched before
+        # this module opens its first file; the processes that decode (scan workers, the scan
+        # job, training) hold no other soundfile handle open across the switch.
+        sf._snd = lib
+        return path
+    return "bundled"
+
+
 def read_excerpt(path: str | Path, excerpt_s: float = EXCERPT_S) -> tuple[np.ndarray, int, float]:
     """Decode at most ``excerpt_s`` seconds from the middle of ``path`` as mono float32.
 
     Returns ``(samples, sample_rate, duration_s_of_whole_file)``.
     """
+    use_system_libsndfile()
     try:
         with sf.SoundFile(str(path)) as fh:
             rate = int(fh.samplerate)
@@ -85,9 +125,26 @@ def read_excerpt(path: str | Path, excerpt_s: float = EXCERPT_S) -> tuple[np.nda
     return mono, rate, duration
 
 
+@dataclass(frozen=True)
+class _Spectral:
+    """Everything about the spectrum that depends only on the sample rate (cached per rate).
+
+    ``project`` maps a power spectrum to, in one matrix product: power at each frequency
+    times Hz and Hz squared (centroid, bandwidth), the 40 mel bands and the 12 pitch classes.
+    """
+
+    n_fft: int
+    hop: int
+    window: np.ndarray
+    freqs: np.ndarray
+    project: np.ndarray
+    dct: np.ndarray
+    contrast_bands: tuple[slice, ...]
+
+
 @lru_cache(maxsize=8)
-def _filterbanks(rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Mel filterbank, DCT matrix, chroma map and contrast band index for one rate/FFT size."""
+def _spectral(rate: int) -> _Spectral:
+    n_fft = 1 << int(np.ceil(np.log2(FRAME_S * rate)))
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
 
     def mel(f: np.ndarray | float) -> np.ndarray:
@@ -96,20 +153,24 @@ def _filterbanks(rate: int, n_fft: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     top = min(rate / 2, 11000.0)
     edges_mel = np.linspace(mel(30.0), mel(top), N_MELS + 2)
     edges = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
-    fb = np.zeros((len(freqs), N_MELS), dtype=np.float32)
+    fb = np.zeros((len(freqs), N_MELS))
     for m in range(N_MELS):
         lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
         up = (freqs - lo) / max(mid - lo, 1e-9)
         down = (hi - freqs) / max(hi - mid, 1e-9)
         fb[:, m] = np.clip(np.minimum(up, down), 0.0, None)
     n = np.arange(N_MELS)
-    dct = np.cos(np.pi / N_MELS * (n[:, None] + 0.5) * np.arange(N_MFCC)[None, :]).astype(np.float32)
-    chroma = np.zeros((len(freqs), 12), dtype=np.float32)
+    dct = np.cos(np.pi / N_MELS * (n[:, None] + 0.5) * np.arange(N_MFCC)[None, :])
+    chroma = np.zeros((len(freqs), 12))
     ok = (freqs >= 55.0) & (freqs <= 4200.0)
     pitch = np.round(12 * np.log2(freqs[ok] / 440.0) + 69).astype(int) % 12
     chroma[np.nonzero(ok)[0], pitch] = 1.0
-    band = np.digitize(freqs, CONTRAST_EDGES_HZ) - 1
-    return fb, dct, chroma, band
+    band = np.digitize(freqs, CONTRAST_EDGES_HZ) - 1  # non-decreasing: each band is a slice
+    bands = tuple(slice(int(np.searchsorted(band, b)), int(np.searchsorted(band, b, "right")))
+                  for b in range(len(CONTRAST_EDGES_HZ) - 1))
+    project = np.column_stack([freqs, freqs**2, fb, chroma]).astype(np.float32)
+    return _Spectral(n_fft, n_fft // 2, np.hanning(n_fft).astype(np.float32),
+                     freqs.astype(np.float32), project, dct.astype(np.float32), bands)
 
 
 def _tempo(onset: np.ndarray, frame_rate: float) -> tuple[float, float]:
@@ -133,40 +194,51 @@ def _tempo(onset: np.ndarray, frame_rate: float) -> tuple[float, float]:
 
 def features_from_samples(mono: np.ndarray, rate: int) -> np.ndarray:
     """The feature vector (order ``FEATURE_NAMES``) of mono float samples at ``rate`` Hz."""
-    n_fft = 1 << int(np.ceil(np.log2(FRAME_S * rate)))
-    hop = n_fft // 2  # half overlap: no overlap was 3 points worse on quadrant accuracy
+    sp = _spectral(int(rate))
+    n_fft, hop = sp.n_fft, sp.hop  # half overlap: no overlap was 3 points worse on quadrant accuracy
     if len(mono) < n_fft * 4:
         raise AudioError("too short to analyse")
     n_frames = 1 + (len(mono) - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
-    frames = mono.astype(np.float32, copy=False)[idx]
+    x = np.ascontiguousarray(mono[: (n_frames + 1) * hop], dtype=np.float32)
     frame_rate = rate / hop
     eps = 1e-10
 
-    rms = np.sqrt(np.mean(frames**2, axis=1) + eps)
+    # Frame i is half-frame blocks i and i+1, so loudness and zero crossings are sums over
+    # blocks: one pass over the samples instead of one over every (overlapping) frame.
+    blocks = x.reshape(n_frames + 1, hop)
+    block_energy = np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64)
+    rms = np.sqrt((block_energy[:-1] + block_energy[1:]) / n_fft + eps)
     if rms.max() < 1e-4:
         raise AudioError("silent")
     loud = 20 * np.log10(rms)
     low_energy = float(np.mean(rms < rms.mean()))
-    signs = np.signbit(frames)
-    zcr = np.mean(signs[:, 1:] != signs[:, :-1], axis=1) * rate
+    flips = np.signbit(x[1:]) != np.signbit(x[:-1])  # flips[k]: between samples k and k+1
+    edge = np.zeros(n_frames + 1, np.int32)  # edge[i]: the flip from block i into block i+1
+    edge[:n_frames] = flips[hop - 1::hop][:n_frames]
+    internal = np.add.reduceat(flips, np.arange(0, len(flips), hop), dtype=np.int32) - edge
+    zcr = (internal[:-1] + edge[:-1] + internal[1:]) * (rate / (n_fft - 1))
 
-    window = np.hanning(n_fft).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames * window, axis=1)).astype(np.float32) ** 2 + eps
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate).astype(np.float32)
-    fb, dct, chroma_map, band = _filterbanks(rate, n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    import scipy.fft  # here, not at the top: the daemon imports this module only to scan
 
+    # scipy's pocketfft runs several frames at once in SIMD: 4x numpy's on these frames
+    spec = scipy.fft.rfft(frames * sp.window, axis=1, workers=1)  # float32 in, complex64 out
+    power = spec.real**2 + spec.imag**2 + eps
+    proj = power @ sp.project
     total = power.sum(axis=1)
-    centroid = (power @ freqs) / total
-    bandwidth = np.sqrt(np.maximum((power @ freqs**2) / total - centroid**2, 0.0))
+    centroid = proj[:, 0] / total
+    bandwidth = np.sqrt(np.maximum(proj[:, 1] / total - centroid**2, 0.0))
+    mel = proj[:, 2:2 + N_MELS]
+    chroma = proj[:, 2 + N_MELS:].sum(axis=0, dtype=np.float64)
     cum = np.cumsum(power, axis=1)
-    rolloff = freqs[np.minimum(np.argmax(cum >= 0.85 * total[:, None], axis=1), len(freqs) - 1)]
-    flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
+    rolloff = sp.freqs[np.minimum(np.argmax(cum >= 0.85 * total[:, None], axis=1),
+                                  len(sp.freqs) - 1)]
+    flatness = np.exp(np.mean(np.log(power), axis=1)) / (total / power.shape[1])
     # Frames that are nearly silent say nothing about timbre; weight by loudness.
     w = rms / rms.sum()
 
-    log_mel = np.log(power @ fb + eps)
-    mfcc = log_mel @ dct
+    log_mel = np.log(mel + eps)
+    mfcc = log_mel @ sp.dct
     flux = np.maximum(np.diff(log_mel, axis=0), 0.0).mean(axis=1)
     flux_smooth = np.convolve(flux, np.ones(3) / 3, mode="same")
     # The absolute floor (log-mel units) keeps slow swells and codec noise from counting.
@@ -176,7 +248,6 @@ def features_from_samples(mono: np.ndarray, rate: int) -> np.ndarray:
     onset_rate = float(peaks.sum() * frame_rate / len(flux))
     tempo, clarity = _tempo(flux, frame_rate)
 
-    chroma = (power @ chroma_map).sum(axis=0)
     chroma = chroma / (chroma.sum() + eps)
     z = (chroma - chroma.mean()) / (chroma.std() + eps)
     major, minor = _KEY_PROFILES @ z / 12.0, _KEY_PROFILES_MINOR @ z / 12.0
@@ -185,13 +256,13 @@ def features_from_samples(mono: np.ndarray, rate: int) -> np.ndarray:
     chroma_entropy = float(-(chroma * np.log(chroma + eps)).sum() / np.log(12))
 
     contrast = []
-    for b in range(len(CONTRAST_EDGES_HZ) - 1):
-        sel = power[:, band == b]
-        if sel.shape[1] < 2:
+    for bins in sp.contrast_bands:
+        width = bins.stop - bins.start
+        if width < 2:
             contrast.append(0.0)
             continue
-        srt = np.sort(sel, axis=1)
-        k = max(1, sel.shape[1] // 5)
+        k = max(1, width // 5)
+        srt = np.sort(power[:, bins], axis=1)
         contrast.append(float(np.mean(np.log(srt[:, -k:].mean(1)) - np.log(srt[:, :k].mean(1)))))
 
     mfcc_mean = (w[:, None] * mfcc).sum(axis=0)
