@@ -30,7 +30,7 @@ def build(path: Path, n_tracks: int, n_feedback: int, n_users: int, seed: int = 
     with lib.session() as s:
         s.execute(insert(Track), [
             {"path": f"/music/{i // 10}/{i}.flac", "title": f"t{i}", "artist": f"a{i // 10}",
-             "status": "ok", "va_source": "audio", "valence": float(v), "arousal": float(a)}
+             "genre": f"g{i // 10 % 40}", "status": "ok", "va_source": "audio", "valence": float(v), "arousal": float(a)}
             for i, (v, a) in enumerate(va)])
     for u in range(n_users):
         lib.add_user(f"user{u}")

@@ -5,7 +5,7 @@
 - :func:`write_demo_faces` renders the demo camera's astronaut face into PNG frames for an image
   folder source (in a temporary folder only; nothing of the research data is used).
 - :class:`LockHolder` is another *process* holding ``BEGIN EXCLUSIVE`` on a SQLite file.
-- :func:`next_release` is this package plus a test migration 0002 (as the next release would
+- :func:`next_release` is this package plus a test migration after its head (as the next release would
   ship it), :func:`kill_half_way` SIGKILLs it mid-upgrade of a library that
   :func:`library_with_history` filled, :func:`open_with` opens a library with it.
 
@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Self
 
 import cv2
+
+from rescnn_appliance.music.db import HEAD_REVISION
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_MODELS = REPO / "models"
@@ -127,14 +129,16 @@ class LockHolder:
 
 # --- the next release, with one more migration (power loss during an upgrade) ----------
 
+HEAD = HEAD_REVISION  # this release's newest migration; the test one comes after it
+NEXT_REVISION = f"{int(HEAD) + 1:04d}"
 NEXT_MIGRATION = '''
 """Test-only next release: tracks get a rating column and a ratings table."""
 import os, sys, time
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{next}"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -170,10 +174,10 @@ def next_release(tmp_path: Path) -> Path:
     root = tmp_path / "next"
     shutil.copytree(REPO / "rescnn_appliance", root / "rescnn_appliance",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "rescnn_appliance" / "migrations" / "versions" / "0002_rating.py").write_text(
-        NEXT_MIGRATION)
+    (root / "rescnn_appliance" / "migrations" / "versions" / f"{NEXT_REVISION}_rating.py"
+     ).write_text(NEXT_MIGRATION.replace("{next}", NEXT_REVISION).replace("{head}", HEAD))
     db_module = root / "rescnn_appliance" / "music" / "db.py"  # its head constant, if any
-    db_module.write_text(re.sub(r'^HEAD_REVISION = "\w+"', 'HEAD_REVISION = "0002"',
+    db_module.write_text(re.sub(r'^HEAD_REVISION = "\w+"', f'HEAD_REVISION = "{NEXT_REVISION}"',
                                 db_module.read_text(), flags=re.MULTILINE))
     return root
 

@@ -16,7 +16,14 @@ import pytest
 
 from rescnn_appliance.cli import main
 from rescnn_appliance.music.library import Library
-from tests.reliability_support import kill_half_way, library_with_history, next_release, open_with
+from tests.reliability_support import (
+    HEAD,
+    NEXT_REVISION,
+    kill_half_way,
+    library_with_history,
+    next_release,
+    open_with,
+)
 
 
 def cli(db: Path, *argv: str) -> int:
@@ -90,7 +97,7 @@ def test_restore_puts_the_copy_back_and_sets_the_replaced_file_aside_to_undo(
 
     assert cli(db, "--latest") == 0
     out = capsys.readouterr().out
-    assert "restored from library.sqlite.bak-0001-20260301-101500 (schema 0001" in out
+    assert f"restored from library.sqlite.bak-0001-20260301-101500 (schema {HEAD}" in out
     assert users(db) == ["ana"]
     assert oct(db.stat().st_mode & 0o777) == "0o640"  # the service can still read it
     aside = [p for p in tmp_path.glob("library.sqlite.bak-restore-*")
@@ -167,8 +174,8 @@ def test_a_missing_backup_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_power_lost_during_a_migration_restore_gives_the_library_back(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     db = tmp_path / "state" / "library.sqlite"
-    library_with_history(db)  # users ana and ben, 3 feedback rows, at schema 0001
-    release = next_release(tmp_path)  # the next release: migration 0002
+    library_with_history(db)  # users ana and ben, 3 feedback rows, at schema HEAD
+    release = next_release(tmp_path)  # the next release: migration NEXT_REVISION
     kill_half_way(release, db)  # the copy is taken, then the power goes mid-upgrade
     with db.open("r+b") as fh:  # and the file is damaged
         fh.truncate(db.stat().st_size // 3)
@@ -177,10 +184,10 @@ def test_power_lost_during_a_migration_restore_gives_the_library_back(
 
     assert cli(db) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert listed[0].startswith("library.sqlite.bak-0001-") and "schema 0001" in listed[0]
+    assert listed[0].startswith(f"library.sqlite.bak-{HEAD}-") and f"schema {HEAD}" in listed[0]
     assert cli(db, "--latest") == 0
     capsys.readouterr()
     again = open_with(release, db)  # the next start upgrades the restored copy
     out = again.communicate(timeout=120)[0].strip()
     assert again.returncode == 0, out
-    assert out.splitlines()[-1] == "REV 0002 ['ana', 'ben'] 3"
+    assert out.splitlines()[-1] == f"REV {NEXT_REVISION} ['ana', 'ben'] 3"

@@ -43,6 +43,44 @@ def test_downgrade_to_base_and_upgrade_again_copies_the_old_file_aside(tmp_path:
     assert len(backups) == 1 and "alembic_version" in _tables(backups[0])
 
 
+def _columns(path: Path, table: str) -> set[str]:
+    con = sqlite3.connect(path)
+    try:
+        return {r[1] for r in con.execute(f"pragma table_info({table})")}
+    finally:
+        con.close()
+
+
+def test_the_genre_migration_round_trip_keeps_tracks_feedback_and_plays(tmp_path: Path) -> None:
+    """0002 adds tracks.genre; going down to 0001 and up again loses only the genres (with
+    foreign keys on, rebuilding the tracks table would cascade-delete the history)."""
+    path = tmp_path / "lib.sqlite"
+    lib = Library.open(path)
+    lib.add_user("ana")
+    with lib.session() as s:
+        s.add(db.Track(path="/m/a.flac", title="a", genre="Jazz", status="ok", valence=0.1,
+                       arousal=0.2))
+    tid = lib.track("/m/a.flac").id
+    lib.record_feedback("ana", tid, "like", 0.1, 0.2, "happy")
+    lib.record_play("ana", tid, ended_how="complete")
+    assert lib.track(tid).genre == "Jazz"
+    db.downgrade(lib.engine, "0001")
+    assert db.current_revision(lib.engine) == "0001"
+    assert "genre" not in _columns(path, "tracks")
+    con = sqlite3.connect(path)
+    counts = [con.execute(f"select count(*) from {t}").fetchone()[0]
+              for t in ("tracks", "feedback", "plays", "users")]
+    con.close()
+    assert counts == [1, 1, 1, 1]
+    lib.close()
+    lib = Library.open(path)  # behind head: copied aside, then upgraded
+    assert "genre" in _columns(path, "tracks")
+    assert lib.track(tid).genre is None and lib.track(tid).title == "a"
+    stats = lib.stats()
+    assert (stats["feedback"], stats["plays"], lib.users()) == (1, 1, ["ana"])
+    lib.close()
+
+
 def test_a_file_that_is_not_sqlite_gives_one_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "lib.sqlite"
     path.write_bytes(b"this is not a database" * 100)
@@ -121,6 +159,7 @@ def test_the_alembic_environment_ships_inside_the_package() -> None:
     needed = {f for f in where.rglob("*") if f.is_file() and "__pycache__" not in f.parts}
     assert {where / "env.py", where / "script.py.mako"} <= needed
     assert list((where / "versions").glob("0001_*.py"))
+    assert list((where / "versions").glob("0002_*.py"))
     assert needed <= shipped, f"not in package_data: {sorted(map(str, needed - shipped))}"
 
 

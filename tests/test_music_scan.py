@@ -10,11 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mutagen.flac import FLAC
 
+from rescnn_appliance.music.db import downgrade
 from rescnn_appliance.music.library import Library
-from tests.music_clips import energetic_major, sad_minor, tone
+from rescnn_appliance.music.tags import read_tags
+from tests.music_clips import RATE, energetic_major, sad_minor, tone
 
 
 def _flac_with_va(path: Path, valence: str, arousal: str, artist: str, title: str) -> Path:
@@ -89,6 +92,47 @@ def test_rescan_is_incremental_and_marks_removed_files_missing(music: Path, tmp_
     _flac_with_va(music / "tagged.flac", "0.5", "-0.25", "Ana Band", "Tagged Song")
     lib.scan([music], progress=False, workers=1)
     assert lib.track(gone.id).status == "ok"
+
+
+def test_genre_tags_are_read_from_vorbis_and_id3(tmp_path: Path) -> None:
+    import soundfile as sf
+    from mutagen.id3 import ID3, TCON
+
+    flac = _flac_with_va(tmp_path / "a.flac", "0.1", "0.1", "Ana Band", "A")
+    tags = FLAC(str(flac))
+    tags["GENRE"] = ["Jazz", "Swing"]
+    tags.save()
+    mp3 = tmp_path / "b.mp3"
+    sf.write(str(mp3), np.zeros(RATE, np.float32), RATE, format="MP3")
+    id3 = ID3()
+    id3.add(TCON(encoding=3, text=["(17)"]))  # an ID3v1 genre number: Rock
+    id3.save(str(mp3))
+    assert read_tags(flac).genre == "Jazz; Swing"
+    assert read_tags(mp3).genre == "Rock"
+
+
+def test_a_library_from_before_genres_gets_them_on_the_next_scan_without_reanalysis(
+        tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    tagged = _flac_with_va(music / "tagged.flac", "0.5", "-0.25", "Ana Band", "Tagged Song")
+    tags = FLAC(str(tagged))
+    tags["GENRE"] = "Bossa Nova"
+    tags.save()
+    energetic_major(music / "untagged.wav")
+    path = tmp_path / "lib.sqlite"
+    lib = Library.open(path)
+    lib.scan([music], progress=False, workers=1)
+    assert {Path(t.path).name: t.genre for t in lib.tracks("ok")} == {
+        "tagged.flac": "Bossa Nova", "untagged.wav": ""}
+    downgrade(lib.engine, "0001")  # as if scanned by the version before genres
+    lib.close()
+    lib = Library.open(path)
+    assert {t.genre for t in lib.tracks("ok")} == {None}
+    report = lib.scan([music], progress=False, workers=1)
+    assert (report.unchanged, report.analysed) == (2, 0)
+    assert {Path(t.path).name: t.genre for t in lib.tracks("ok")} == {
+        "tagged.flac": "Bossa Nova", "untagged.wav": ""}
 
 
 def test_imported_csv_beats_audio_and_a_bad_row_names_its_line(music: Path, tmp_path: Path) -> None:

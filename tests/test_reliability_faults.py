@@ -23,6 +23,8 @@ from rescnn_appliance.config import load_settings
 from rescnn_appliance.demo import demo_library
 from rescnn_appliance.music.backup import Backup, restore
 from tests.reliability_support import (
+    HEAD,
+    NEXT_REVISION,
     LockHolder,
     export_models,
     kill_half_way,
@@ -363,7 +365,7 @@ def test_power_loss_during_a_migration_the_copy_restores_the_library(tmp_path: P
     release = next_release(tmp_path)
 
     kill_half_way(release, db)
-    backups = sorted(db.parent.glob("library.sqlite.bak-0001-*"))
+    backups = sorted(db.parent.glob(f"library.sqlite.bak-{HEAD}-*"))
     assert len(backups) == 1, sorted(p.name for p in db.parent.iterdir())
     with sqlite3.connect(backups[0]) as copy:
         assert copy.execute("pragma integrity_check").fetchall() == [("ok",)]
@@ -382,7 +384,7 @@ def test_power_loss_during_a_migration_the_copy_restores_the_library(tmp_path: P
     restored = open_with(release, db)
     out = restored.communicate(timeout=120)[0].strip()
     assert restored.returncode == 0, out
-    assert out.splitlines()[-1] == "REV 0002 ['ana', 'ben'] 3"
+    assert out.splitlines()[-1] == f"REV {NEXT_REVISION} ['ana', 'ben'] 3"
 
 
 def test_a_migration_killed_half_way_is_rolled_back_and_redone_on_the_next_start(
@@ -398,7 +400,7 @@ def test_a_migration_killed_half_way_is_rolled_back_and_redone_on_the_next_start
         tables = {t for (t,) in conn.execute("select name from sqlite_master where type='table'")}
     again = open_with(release, db)
     out = again.communicate(timeout=120)[0].strip()
-    assert again.returncode == 0 and out.splitlines()[-1] == "REV 0002 ['ana', 'ben'] 3", (
+    assert again.returncode == 0 and out.splitlines()[-1] == f"REV {NEXT_REVISION} ['ana', 'ben'] 3", (
         f"after a kill mid-migration: {out!r}; tables left: {sorted(tables)}")
 
 

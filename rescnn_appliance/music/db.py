@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_S = 5.0
 # The newest revision in migrations/versions. A file already there opens without importing
 # Alembic at all (about 11 MB of the daemon's memory); tests check this matches Alembic's head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 FEEDBACK_KINDS = ("like", "skip", "complete", "never")
 TRACK_STATUSES = ("ok", "error", "missing")
 VA_SOURCES = ("tags", "csv", "audio")
@@ -83,6 +83,7 @@ class Track(Base):
     title: Mapped[str | None] = mapped_column(Text)
     artist: Mapped[str | None] = mapped_column(Text)
     album: Mapped[str | None] = mapped_column(Text)
+    genre: Mapped[str | None] = mapped_column(Text)  # as tagged; several joined by "; "
     duration_s: Mapped[float | None] = mapped_column(Float)
     valence: Mapped[float | None] = mapped_column(Float)
     arousal: Mapped[float | None] = mapped_column(Float)

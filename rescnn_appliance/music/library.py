@@ -385,18 +385,21 @@ class Library:
         report.found = len(found) + len(bad)
         seen = {p for p, _, _ in found} | set(bad)
         with self.session() as s:
-            known = {p: (size, mtime, status) for p, size, mtime, status in s.execute(
-                select(Track.path, Track.size, Track.mtime, Track.status))}
+            known = {p: (size, mtime, status, genre) for p, size, mtime, status, genre in
+                     s.execute(select(Track.path, Track.size, Track.mtime, Track.status,
+                                      Track.genre))}
             imported_paths = set(s.scalars(select(ImportedVA.path).where(
                 ImportedVA.path.is_not(None))))
             imported_keys = {tuple(r) for r in s.execute(
                 select(ImportedVA.artist_key, ImportedVA.title_key).where(
                     ImportedVA.artist_key.is_not(None)))}
-        todo = []
+        todo, genre_unread = [], []
         for item in found:
             old = known.get(item[0])
             if old and old[0] == item[1] and old[1] == item[2] and old[2] == "ok":
                 report.unchanged += 1
+                if old[3] is None:
+                    genre_unread.append(item[0])
             else:
                 todo.append(item)
         csv_keys = frozenset(imported_paths | imported_keys)
@@ -419,6 +422,7 @@ class Library:
             self._store(batch, report)
         finally:
             bar.close()
+        self._fill_genres(genre_unread)
         report.missing = self._mark_missing(roots, seen)
         self.apply_imported_va()
         self.refit_moods()
@@ -441,6 +445,7 @@ class Library:
                 report.audio_s += r.audio_s
                 report.cpu_s += r.cpu_s
             rows.append({"path": r.path, "title": r.title, "artist": r.artist, "album": r.album,
+                         "genre": r.genre,
                          "duration_s": r.duration_s, "size": r.size, "mtime": r.mtime,
                          "status": status, "error": r.error or r.note, "scanned_at": now,
                          "va_source": None if r.va_source == "csv" else r.va_source,
@@ -452,6 +457,18 @@ class Library:
             s.execute(stmt.on_conflict_do_update(
                 index_elements=["path"], set_={c: stmt.excluded[c] for c in cols}), rows)
             self._bump_revision(s)
+
+    def _fill_genres(self, paths: list[str]) -> None:
+        """Read just the genre tag of unchanged tracks stored before genres were read (a
+        library from schema 0001), so an upgrade does not need a full re-analysis."""
+        for start in range(0, len(paths), 200):
+            genres = {p: scanning.read_genre(p) for p in paths[start:start + 200]}
+            with self.session() as s:
+                ids = {p: i for p, i in s.execute(select(Track.path, Track.id).where(
+                    Track.path.in_(list(genres))))}
+                s.execute(update(Track), [{"id": ids[p], "genre": g}
+                                          for p, g in genres.items() if p in ids])
+                self._bump_revision(s)
 
     def _mark_missing(self, roots: list[Path], seen: set[str]) -> int:
         prefixes = tuple(str(r).rstrip(os.sep) + os.sep for r in roots)

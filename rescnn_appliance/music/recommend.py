@@ -5,8 +5,10 @@
 - ``mood_fit`` (0..1) = 0.6 x closeness of the track to the target in the valence/arousal plane
   (Gaussian, sigma 0.35) + 0.4 x (the track is in the target's mood cluster);
 - ``history`` (0..1, 0.5 = nothing known) adds up the user's own feedback on the track (weight
-  1.0) and on its artist (0.4) and item-item collaborative filtering over every household
-  user's feedback (0.4), each squashed to -1..1, and clips the sum to -1..1. Like +1,
+  1.0), on its artist (0.4) and on its genre (0.6: the first genre tagged, case folded;
+  untagged tracks share none; how much better than the user's average press the presses in
+  that genre were) and item-item collaborative filtering over every household user's
+  feedback (0.4), each squashed to -1..1, and clips the sum to -1..1. Like +1,
   complete +0.1, skip -0.5; feedback given in the target mood counts fully, in other moods
   50%, so what someone likes when calm matters most when they are calm again.
 
@@ -49,20 +51,27 @@ KIND_WEIGHT = {"like": 1.0, "complete": 0.1, "skip": -0.5}
 OTHER_MOOD_SHARE = 0.5
 SIGMA = 0.35
 CLOSENESS_SHARE = 0.6
-# history = clip(sum of these x evidence in -1..1): own track, own artist, item-item CF.
+# history = clip(sum of these x evidence in -1..1): own track, artist, genre, item-item CF.
 # Tuned with benchmarks/recommender_sim.py; an artist-level CF term was tried and hurt.
-W_TRACK, W_ARTIST, W_CF = 1.0, 0.4, 0.4
+W_TRACK, W_ARTIST, W_GENRE, W_CF = 1.0, 0.4, 0.6, 0.4
+# A genre gathers many presses, so its evidence is how much better than this user's average
+# press its presses were, (weights - count x mean) / (count + GENRE_PRIOR), times GENRE_GAIN:
+# a plain sum would saturate for every genre heard often, liked or not. The average starts
+# from MEAN_PRIOR neutral presses, so a first few likes all in one genre still count for it.
+GENRE_PRIOR, GENRE_GAIN, MEAN_PRIOR = 3.0, 3.0, 10.0
 JITTER = 0.01  # breaks ties between equally good tracks so the same one is not always first
 N_SLOTS = len(MOODS) + 1  # one per mood, plus feedback given with no mood
 
 # All feedback summed in SQLite, numbers only: (user, track, mood slot, sum of kind weights,
-# likes, any never-again). 50,000 presses load in one query and a few numpy calls.
+# likes, any never-again, presses other than never). 50,000 presses load in one query and a
+# few numpy calls.
 _SLOT = case({m: i for i, m in enumerate(MOODS)}, value=Feedback.mood, else_=len(MOODS))
 _FEEDBACK_TOTALS = select(
     Feedback.user_id, Feedback.track_id, _SLOT,
     func.sum(case(KIND_WEIGHT, value=Feedback.kind, else_=0.0)),
     func.sum(case((Feedback.kind == "like", 1), else_=0)),
     func.max(case((Feedback.kind == "never", 1), else_=0)),
+    func.sum(case((Feedback.kind == "never", 0), else_=1)),
 ).group_by(Feedback.user_id, Feedback.track_id, _SLOT)
 _FEEDBACK_TOTALS_SQL = str(_FEEDBACK_TOTALS.compile(dialect=sqlite.dialect(),
                                                     compile_kwargs={"literal_binds": True}))
@@ -83,13 +92,18 @@ class Choice:
 
 
 class _UserPrefs:
-    """One user's feedback folded into arrays over tracks and artists, per mood."""
+    """One user's feedback folded into arrays over tracks, artists and genres, per mood.
 
-    def __init__(self, n_tracks: int, n_artists: int) -> None:
+    The last genre column collects the untagged tracks and is never used as evidence."""
+
+    def __init__(self, n_tracks: int, n_artists: int, n_genres: int) -> None:
         self.track = np.zeros((N_SLOTS, n_tracks), np.float32)
         self.artist = np.zeros((N_SLOTS, n_artists), np.float32)
+        self.genre = np.zeros((N_SLOTS, n_genres + 1), np.float32)
+        self.genre_n = np.zeros((N_SLOTS, n_genres + 1), np.float32)  # presses but never
         self.track_likes = np.zeros(n_tracks, np.int32)
         self.artist_likes = np.zeros(n_artists, np.int32)
+        self.genre_likes = np.zeros(n_genres + 1, np.int32)
         self.never = np.zeros(n_tracks, bool)
         self.heard = np.zeros(n_tracks, bool)
         self.any = False
@@ -125,11 +139,11 @@ class Recommender:
             conn = s.connection()  # Core rows: the ORM's per-row bookkeeping is most of a load
             rows = conn.execute(select(Track.id, Track.path, Track.title, Track.artist,
                                        Track.valence, Track.arousal, Track.mood,
-                                       Track.duration_s).where(
+                                       Track.duration_s, Track.genre).where(
                 Track.status == "ok", Track.valence.is_not(None)).order_by(Track.id)).all()
             # plain tuples from the driver: building 50,000 Rows costs more than the query
             fb = np.array(conn.connection.dbapi_connection.execute(_FEEDBACK_TOTALS_SQL)
-                          .fetchall(), np.float64).reshape(-1, 6)
+                          .fetchall(), np.float64).reshape(-1, 7)
             self._user_ids = {n: i for i, n in s.execute(select(User.id, User.name))}
             plays = s.execute(select(Play.user_id, Play.track_id).order_by(Play.id.desc())
                               .limit(200 * max(1, self.no_repeat))).all()
@@ -150,6 +164,14 @@ class Recommender:
             art.append(artist_keys.setdefault(k, len(artist_keys)))
         self.artist_idx = np.array(art, np.int64)
         self.n_artists = len(artist_keys)
+        genre_keys: dict[str, int] = {}
+        first_genres = [" ".join((r[8] or "").split(";")[0].casefold().split()) for r in rows]
+        for g in first_genres:
+            if g:
+                genre_keys.setdefault(g, len(genre_keys))
+        self.n_genres = len(genre_keys)
+        self.genre_idx = np.array([genre_keys.get(g, self.n_genres) for g in first_genres],
+                                  np.int64)
         self._prefs: dict[int, _UserPrefs] = {}
         self._cf_rows: dict[int, int] = {}
         self._cf = np.zeros((0, len(rows)), np.float32)
@@ -163,7 +185,7 @@ class Recommender:
     def _prefs_for(self, uid: int) -> _UserPrefs:
         p = self._prefs.get(uid)
         if p is None:
-            p = self._prefs[uid] = _UserPrefs(len(self.ids), self.n_artists)
+            p = self._prefs[uid] = _UserPrefs(len(self.ids), self.n_artists, self.n_genres)
             self._cf_rows[uid] = len(self._cf)
             self._cf = np.vstack([self._cf, np.zeros((1, len(self.ids)), np.float32)])
         return p
@@ -183,34 +205,42 @@ class Recommender:
             return
         w = KIND_WEIGHT.get(kind, 0.0)
         slot = MOODS.index(mood) if mood in MOODS else len(MOODS)
-        a = self.artist_idx[i]
+        a, g = self.artist_idx[i], self.genre_idx[i]
         p.track[slot, i] += w
         p.artist[slot, a] += w
+        p.genre[slot, g] += w
+        p.genre_n[slot, g] += 1
         if kind == "like":
             p.track_likes[i] += 1
             p.artist_likes[a] += 1
+            p.genre_likes[g] += 1
         self._cf[self._cf_rows[uid], i] = np.tanh(p.track[:, i].sum())
 
     def _apply_counts(self, fb: np.ndarray) -> None:
         """All feedback at once, from :data:`_FEEDBACK_TOTALS` rows (user, track, slot,
-        weight, likes, never): the arrays :meth:`_apply` builds press by press, with numpy."""
+        weight, likes, never, presses): the arrays :meth:`_apply` builds press by press."""
         if not len(fb) or not len(self.ids):
             return
         users, tids, slots = (fb[:, c].astype(np.int64) for c in range(3))
         weight, likes, never = fb[:, 3].astype(np.float32), fb[:, 4].astype(np.int32), fb[:, 5]
+        presses = fb[:, 6].astype(np.float32)
         pos = np.minimum(np.searchsorted(self.ids, tids), len(self.ids) - 1)
         known = self.ids[pos] == tids  # feedback on tracks now out of play is left out
         for uid in dict.fromkeys(users[known].tolist()):  # first-seen order, like _apply
             sel = known & (users == uid)
             p = self._prefs_for(uid)
-            i, a, s = pos[sel], self.artist_idx[pos[sel]], slots[sel]
+            i, s = pos[sel], slots[sel]
+            a, g = self.artist_idx[i], self.genre_idx[i]
             p.heard[i] = True
             p.any = True
             p.never[i[never[sel] > 0]] = True
             np.add.at(p.track, (s, i), weight[sel])
             np.add.at(p.artist, (s, a), weight[sel])
+            np.add.at(p.genre, (s, g), weight[sel])
+            np.add.at(p.genre_n, (s, g), presses[sel])
             np.add.at(p.track_likes, i, likes[sel])
             np.add.at(p.artist_likes, a, likes[sel])
+            np.add.at(p.genre_likes, g, likes[sel])
             self._cf[self._cf_rows[uid]] = np.tanh(p.track.sum(axis=0))
 
     def _on_feedback(self, uid: int, tid: int, kind: str, mood: str | None) -> None:
@@ -233,6 +263,16 @@ class Recommender:
         dist = float(np.linalg.norm(gap))
         self._uplift[uid] = (pos + (gap if dist <= self.step else gap * self.step / dist), anchor)
         return pos
+
+    @staticmethod
+    def _genre_taste(p: _UserPrefs, m: int) -> np.ndarray:
+        """-1..1 per genre: this user's presses in it against their average press."""
+        weight = p.genre[m] + OTHER_MOOD_SHARE * (p.genre.sum(axis=0) - p.genre[m])
+        count = p.genre_n[m] + OTHER_MOOD_SHARE * (p.genre_n.sum(axis=0) - p.genre_n[m])
+        mean = p.genre.sum() / (float(p.genre_n.sum()) + MEAN_PRIOR)
+        taste = np.tanh(GENRE_GAIN * (weight - count * mean) / (count + GENRE_PRIOR))
+        taste[-1] = 0.0  # untagged tracks: no genre to have a taste for
+        return taste
 
     def _cf_scores(self, uid: int) -> np.ndarray:
         """Item-item CF: cosine similarity of track columns over users, applied to u's row."""
@@ -268,10 +308,12 @@ class Recommender:
             a_pref = p.artist[m] + OTHER_MOOD_SHARE * (p.artist.sum(axis=0) - p.artist[m])
             own_t = np.tanh(t_pref)
             own_a = np.tanh(a_pref)[self.artist_idx]
+            own_g = self._genre_taste(p, m)[self.genre_idx]
             cf = self._cf_scores(uid)
-            history = np.clip(W_TRACK * own_t + W_ARTIST * own_a + W_CF * cf, -1.0, 1.0)
+            history = np.clip(W_TRACK * own_t + W_ARTIST * own_a + W_GENRE * own_g + W_CF * cf,
+                              -1.0, 1.0)
         else:
-            own_t = own_a = cf = None
+            own_t = own_g = cf = None
             history = np.zeros(len(self.ids), np.float32)
         score = self.mood_weight * mood_fit + self.history_weight * (history + 1.0) / 2.0
         score = score + self.rng.uniform(0.0, JITTER, len(score))
@@ -295,12 +337,12 @@ class Recommender:
                 allowed, exploring = fresh, True
         i = int(np.argmax(np.where(allowed, score, -np.inf)))
         self._recent_for(uid).append(int(self.ids[i]))
-        reason = self._reason(i, m, p, own_t, cf, exploring, target)
+        reason = self._reason(i, m, p, own_t, own_g, cf, exploring)
         return Choice(int(self.ids[i]), self.paths[i], self.titles[i], self.artists[i],
                       MOODS[int(self.moods[i])], float(score[i]), reason, self.durations[i])
 
-    def _reason(self, i: int, m: int, p: _UserPrefs | None, own_t, cf, exploring: bool,
-                target: np.ndarray) -> str:
+    def _reason(self, i: int, m: int, p: _UserPrefs | None, own_t, own_g, cf,
+                exploring: bool) -> str:
         parts = [MOODS[int(self.moods[i])]]
         if self.target == "uplift" and MOODS[m] != self.model.mood_of(*self.goal):
             parts[0] += f", on the way to {self.model.mood_of(*self.goal)}"
@@ -309,6 +351,9 @@ class Recommender:
             parts.append("you liked this track" + ("" if n == 1 else f" {_times(n)}"))
         elif p is not None and p.artist_likes[self.artist_idx[i]] > 0:
             parts.append(f"you liked this artist {_times(int(p.artist_likes[self.artist_idx[i]]))}")
+        elif p is not None and own_g is not None and own_g[i] > 0 \
+                and self.genre_idx[i] < self.n_genres and p.genre_likes[self.genre_idx[i]] > 0:
+            parts.append(f"you liked this genre {_times(int(p.genre_likes[self.genre_idx[i]]))}")
         elif cf is not None and cf[i] > 0.2:
             parts.append("liked by listeners with your taste")
         elif exploring:

@@ -38,6 +38,7 @@ class FileResult:
     title: str | None = None
     artist: str | None = None
     album: str | None = None
+    genre: str | None = None  # "" when the file has no genre tag
     duration_s: float | None = None
     valence: float | None = None
     arousal: float | None = None
@@ -143,9 +144,11 @@ def analyse_file(item: tuple[str, int, float]) -> FileResult:
 
         from rescnn_appliance.music.tags import read_tags
 
+        res.genre = ""  # looked at: no genre tag (None is a row from before genres were read)
         try:
             tags = read_tags(path)
             res.title, res.artist, res.album = tags.title, tags.artist, tags.album
+            res.genre = tags.genre or ""
             res.duration_s, res.note = tags.duration_s, tags.note
             if tags.valence is not None:
                 res.valence, res.arousal, res.va_source = tags.valence, tags.arousal, "tags"
@@ -187,6 +190,18 @@ def analyse_file(item: tuple[str, int, float]) -> FileResult:
     finally:
         res.cpu_s = time.process_time() - t0
     return res
+
+
+def read_genre(path: str) -> str:
+    """The genre tag alone ("" when there is none or the tags cannot be read)."""
+    import mutagen
+
+    from rescnn_appliance.music.tags import read_tags
+
+    try:
+        return read_tags(path).genre or ""
+    except (OSError, mutagen.MutagenError, ValueError, KeyError, IndexError, TypeError):
+        return ""
 
 
 def analyse_all(items: list[tuple[str, int, float]], csv_keys: frozenset,

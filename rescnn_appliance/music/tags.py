@@ -1,4 +1,7 @@
-"""Tags of an audio file through mutagen: title, artist, album, duration, valence/arousal.
+"""Tags of an audio file through mutagen: title, artist, album, genre, duration, valence/arousal.
+
+Genre is ID3 ``TCON`` (ID3v1-style numbers such as ``(17)`` read as their names), Vorbis
+``GENRE`` or MP4 ``©gen``; several genres are kept joined by ``"; "``.
 
 Valence and arousal tags, each a number in [-1, 1] (negative/positive valence, calm/excited):
 
@@ -38,6 +41,7 @@ class TrackTags:
     title: str | None = None
     artist: str | None = None
     album: str | None = None
+    genre: str | None = None
     duration_s: float | None = None
     valence: float | None = None
     arousal: float | None = None
@@ -53,6 +57,15 @@ def _first(tags, key: str) -> str | None:
         return None
     text = str(value[0] if isinstance(value, list) else value).strip()
     return text or None
+
+
+def _all(tags, key: str) -> str | None:
+    try:
+        values = tags.get(key) or []
+    except (KeyError, ValueError):
+        return None
+    texts = [t for t in (str(v).strip() for v in values) if t]
+    return "; ".join(dict.fromkeys(texts)) or None
 
 
 def _unit(text: str | None) -> float | None:
@@ -80,6 +93,7 @@ def read_tags(path: str | Path) -> TrackTags:
     out.title = _first(tags, "title")
     out.artist = _first(tags, "artist")
     out.album = _first(tags, "album")
+    out.genre = _all(tags, "genre")
     raw_v, raw_a = _first(tags, "valence"), _first(tags, "arousal")
     try:
         v, a = _unit(raw_v), _unit(raw_a)
