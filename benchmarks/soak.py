@@ -44,6 +44,7 @@ from rescnn_appliance.demo import demo_library
 from tests.reliability_support import LockHolder, models_for_faults, write_demo_faces
 
 log = logging.getLogger("soak")
+MAX_RSS_GROWTH_PCT = 5.0
 
 
 class Watch(logging.Handler):
@@ -186,6 +187,39 @@ def _count(db: Path, kind: str) -> int:
         return conn.execute("select count(*) from feedback where kind = ?", (kind,)).fetchone()[0]
 
 
+def read_smaps() -> dict[str, int]:
+    """Resident kB of this process by mapping name; anonymous mappings by the 64 MiB-aligned
+    block they lie in (glibc gives each thread arena such a block, and grows it in place)."""
+    resident: dict[str, int] = {}
+    key = ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            start = int(head[0].split("-")[0], 16)
+            key = head[5] if len(head) > 5 else f"[anon 64 MiB block {start >> 26:#x}]"
+        elif head and head[0] == "Rss:":
+            resident[key] = resident.get(key, 0) + int(head[1])
+    return resident
+
+
+def smaps_growth(before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """Where resident memory grew between two :func:`read_smaps`, largest first."""
+    grown = sorted(((kb - before.get(key, 0), key) for key, kb in after.items()), reverse=True)
+    lines = [f"+{kb} kB {key}{'' if key in before else ' (new)'}" for kb, key in grown[:12]
+             if kb >= 256]
+    shrunk = sum(kb for kb, _ in grown if kb < 0)
+    return [*lines, f"{shrunk} kB where memory shrank"]
+
+
+def rollup() -> dict[str, int]:
+    """``/proc/self/smaps_rollup`` in kB: Rss, Anonymous, Private_Dirty, ..."""
+    out = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        out[key] = int(value.split()[0])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=30.0)
@@ -195,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faults", default="camera_drop,bad_track,locked_database,button_storm",
                     help="which faults, in turn (comma-separated)")
     ap.add_argument("--models", type=Path, default=None, help="default: models/ or exported")
+    ap.add_argument("--diagnose", action="store_true", help="tracemalloc and /proc/self/smaps "
+                    "growth from warm-up to the end, in the report (slower)")
     ap.add_argument("--out", type=Path, default=REPO / ".cache" / "soak-last.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -220,11 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
     next_fault, n = started + warmup_s, 0
     last_sample = 0.0
+    diag: dict = {"rollup": []}
     try:
         while time.monotonic() - started < total_s and soak.loop.is_alive():
             now = time.monotonic()
-            if now - last_sample >= 5.0:
+            if now - last_sample >= 5.0 or now >= next_fault:  # and just before each fault
                 rss.append((now - started, me.memory_info().rss))
+                if args.diagnose:
+                    diag["rollup"].append((round(now - started), rollup()))
+                    if "smaps" not in diag and now - started >= warmup_s:
+                        import tracemalloc
+                        diag["smaps"] = read_smaps()
+                        tracemalloc.start(8)
+                        diag["heap"] = tracemalloc.take_snapshot()
                 threads.append((round(now - started), me.num_threads()))
                 last_sample = now
             if now >= next_fault and now - started < total_s - 20:
@@ -240,6 +284,15 @@ def main(argv: list[str] | None = None) -> int:
                 next_fault = time.monotonic() + args.fault_every
             time.sleep(0.2)
         wait_until(lambda: not soak.app.pending, 30)
+        if "smaps" in diag:
+            import tracemalloc
+            heap = tracemalloc.take_snapshot().compare_to(diag["heap"], "traceback")
+            diag["python_heap_growth"] = [
+                f"{d.size_diff / 1024:+.0f} kB in {d.count_diff:+d} blocks at "
+                + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in d.traceback[::-1][:5])
+                for d in heap[:15]]
+            diag["native_growth"] = smaps_growth(diag["smaps"], read_smaps())
+            tracemalloc.stop()
         alive = soak.loop.is_alive()
         frames = soak.app.sensing.frames
     finally:
@@ -253,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "minutes": round((time.monotonic() - started) / 60, 1), "warmup_s": warmup_s,
         "models": str(models), "load_avg": os.getloadavg(),
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "rss_mb_at_warmup": round(base / 2**20, 1), "rss_mb_end": round(end / 2**20, 1),
         "rss_mb_max": round(max(r for _, r in rss) / 2**20, 1),
         "rss_growth_pct": round(100 * (end - base) / base, 2),
@@ -264,15 +318,48 @@ def main(argv: list[str] | None = None) -> int:
         "rss_samples": [(round(t), round(r / 2**20, 1)) for t, r in rss],
         "thread_samples": threads,
     }
+    if "smaps" in diag:
+        report["diagnosis"] = {k: diag[k] for k in ("python_heap_growth", "native_growth")}
+        report["diagnosis"]["rollup_kb"] = [(t, {k: r[k] for k in ("Rss", "Anonymous",
+                                             "Private_Dirty", "Swap") if k in r})
+                                            for t, r in diag["rollup"]]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: v for k, v in report.items() if k not in ("rss_samples", "faults")},
+    print(json.dumps({k: v for k, v in report.items()
+                      if k not in ("rss_samples", "faults", "thread_samples")},
                      indent=1))
     shutil.rmtree(work, ignore_errors=True)
-    good = (report["rss_growth_pct"] <= 5.0 and not report["unhandled"] and alive
-            and report["faults_recovered"] == len(faults) and report["every_press_recorded"])
-    print("soak " + ("passed" if good else "FAILED") + f"; full report in {args.out}")
-    return 0 if good else 1
+    failed = failures(report, len(faults))
+    report["failed"] = failed
+    args.out.write_text(json.dumps(report, indent=1))
+    for line in failed:
+        print(f"FAILED: {line}")
+    print(f"soak {'FAILED' if failed else 'passed'} ({report['minutes']} min, RSS "
+          f"{report['rss_mb_at_warmup']} -> {report['rss_mb_end']} MB, "
+          f"{report['rss_growth_pct']:+.2f}%, {report['faults_recovered']}/{len(faults)} faults "
+          f"recovered); full report in {args.out}")
+    return 1 if failed else 0
+
+
+def failures(report: dict, injected: int) -> list[str]:
+    """Each target the run missed, as one line (empty: passed)."""
+    out = []
+    if report["rss_growth_pct"] > MAX_RSS_GROWTH_PCT:
+        out.append(f"resident memory grew {report['rss_growth_pct']:.2f}% after warm-up "
+                   f"({report['rss_mb_at_warmup']} -> {report['rss_mb_end']} MB; target "
+                   f"<= {MAX_RSS_GROWTH_PCT:g}%)")
+    if report["unhandled"]:
+        out.append(f"{len(report['unhandled'])} unhandled exceptions, first: "
+                   f"{report['unhandled'][0]}")
+    if not report["loop_alive_to_the_end"]:
+        out.append("the appliance loop died before the end")
+    if report["faults_recovered"] != injected:
+        missed = [f"{f['kind']} at {f['at_s']} s ({f['detail']})" for f in report["faults"]
+                  if not f["recovered"]]
+        out.append(f"{len(missed)} of {injected} faults not recovered: {'; '.join(missed)}")
+    if not report["every_press_recorded"]:
+        out.append(f"presses acknowledged {report['acknowledged']} but rows {report['rows']}")
+    return out
 
 
 if __name__ == "__main__":

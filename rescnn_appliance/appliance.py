@@ -202,6 +202,7 @@ class Appliance:
         Raises ``ModelError`` (missing or altered model), ``MigrationError``/``DatabaseBusy``
         (database), ``PlayerUnavailable`` (libVLC) with a one-line message.
         """
+        from rescnn_appliance.devices.player import limit_native_memory
         from rescnn_appliance.devices.service import ServiceNotifier
         from rescnn_appliance.music.library import Library
         from rescnn_appliance.music.recommend import Recommender
@@ -209,6 +210,8 @@ class Appliance:
         from rescnn_appliance.vision.affect import AffectModel
 
         s = self.settings
+        # before the models' and VLC's threads exist; see devices/player.py (soak RSS steps)
+        log.debug("malloc: %s", ", ".join(limit_native_memory()) or "as the environment says")
         self.notifier = ServiceNotifier()
         self.notifier.status("starting: loading models")
         model = AffectModel.load(s.models_dir, s.models.precision, s.models.threads)
@@ -463,13 +466,14 @@ class Appliance:
     def _retry_pending(self) -> None:
         if self.lib is None:
             return
-        waiting, self.pending = self.pending, []
-        for i, item in enumerate(waiting):
-            if not self._write(item):
-                self.pending = waiting[i:] + self.pending
-                return
-        if waiting:
-            log.info("%d queued records written", len(waiting))
+        written = 0
+        while self.pending:  # each leaves the queue once it is in the file, never before
+            if not self._write(self.pending[0]):
+                break
+            self.pending.pop(0)
+            written += 1
+        if written:
+            log.info("%d queued records written, %d still waiting", written, len(self.pending))
 
     def _next_user(self) -> None:
         users = self._users()

@@ -220,3 +220,56 @@ def test_null_player_ends_tracks_pauses_and_skips():
     player.play("b.ogg")
     player.skip()
     assert events.get(timeout=1) == PlayerEvent("skipped", "b.ogg")
+
+
+BURSTS_OF_BAD_TRACKS = """
+import json, os, queue, sys
+from pathlib import Path
+from rescnn_appliance.devices.player import Player, limit_native_memory
+if sys.argv[2] == "limited":
+    limit_native_memory()
+folder = Path(sys.argv[1])
+good, bad = folder / "good.flac", sorted(folder.glob("bad*.flac"))
+events = queue.Queue()
+player = Player(on_event=events.put, aout="dummy")
+def play(path, wait):
+    player.play(path)
+    try:
+        events.get(timeout=wait)
+    except queue.Empty:
+        pass
+def rss_mb():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+play(good, 10)
+rss = [rss_mb()]
+for burst in range(4):
+    for path in bad:
+        play(path, 5)
+    play(good, 0.5)
+    player.stop()
+    rss.append(rss_mb())
+player.close()
+print(json.dumps(rss))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_bursts_of_undecodable_tracks_leave_no_memory_behind(tmp_path, monkeypatch):
+    """The soak's RSS grew ~8 MB per burst of bad tracks (glibc's dynamic mmap threshold,
+    one arena per VLC thread); with limit_native_memory() it stays within 4 MB of the start."""
+    import json
+    import subprocess
+    import sys
+
+    from rescnn_appliance.demo import demo_library
+
+    clips = sorted(demo_library(tmp_path / "clips", seconds=4.0).glob("*.flac"))
+    clips[0].rename(tmp_path / "good.flac")
+    for i, clip in enumerate(clips[1:]):  # a FLAC header, then garbage: VLC probes every demuxer
+        (tmp_path / f"bad{i}.flac").write_bytes(clip.read_bytes()[:64] + bytes(range(256)) * 64)
+    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    done = subprocess.run([sys.executable, "-c", BURSTS_OF_BAD_TRACKS, str(tmp_path), "limited"],
+                          capture_output=True, text=True, timeout=300, check=True)
+    rss = json.loads(done.stdout.splitlines()[-1])
+    assert rss[-1] - rss[0] < 4.0, f"RSS after each burst of bad tracks: {rss} MB"
