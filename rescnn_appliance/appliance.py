@@ -314,6 +314,8 @@ class Appliance:
         self._do(self.policy.on_tick(self._face_seen_t(), now))
         if self.now_playing is None and self.scan_done and not self.policy.paused_for_absence:
             self._play_next("nothing playing", from_tick=True)  # after a busy DB or failures
+        if self.user is None:
+            self._restore_user()  # the database was busy at start: the default user comes now
         if self.pending:
             self._retry_pending()
         if now - self._last_prune >= PRUNE_EVERY_S:
@@ -455,7 +457,13 @@ class Appliance:
                 self.lib.record_play(item.user, item.track_id,
                                      datetime.fromisoformat(item.started_at), item.ended_how)
             return True
-        except (UnknownTrack, UnknownUser, IntegrityError, ValueError) as exc:
+        except UnknownUser as exc:
+            if self.user is None and item.user == DEFAULT_USER:
+                log.warning("%s waits: no user yet (%s)", what, _one_line(exc))
+                return False  # the default user is made once the database takes writes
+            log.error("%s dropped: %s", what, _one_line(exc))
+            return True
+        except (UnknownTrack, IntegrityError, ValueError) as exc:
             # the track or user was removed meanwhile: there is nothing left to attach it to
             log.error("%s dropped: %s", what, _one_line(exc))
             return True
@@ -645,12 +653,21 @@ class Appliance:
 
     # --- resume --------------------------------------------------------------------------
 
-    def _restore_user_and_volume(self) -> None:
+    def _restore_user(self) -> None:
+        """The saved active user, else the first; the default user is made when none exists
+        (left None while the database refuses that write: the next tick tries again)."""
         users = self._users()
-        saved = self.lib.get_state("active_user")
+        try:
+            saved = self.lib.get_state("active_user")
+        except Exception as exc:  # noqa: BLE001 - unreadable now: the first user will do
+            log.warning("cannot read the active user: %s", _one_line(exc))
+            saved = None
         self.user = saved if saved in users else (users[0] if users else None)
-        if self.user != saved:
+        if self.user != saved and self.user is not None:
             self._set_state("active_user", self.user)
+
+    def _restore_user_and_volume(self) -> None:
+        self._restore_user()
         volume = self.lib.get_state("volume")
         if isinstance(volume, (int, float)):
             self.player.volume = volume

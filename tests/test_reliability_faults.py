@@ -223,6 +223,28 @@ def test_plays_and_feedback_still_queued_at_exit_survive_a_restart(
     assert not (run.settings.state_dir / "pending-feedback.json").exists()
 
 
+def test_a_like_pressed_when_the_database_was_locked_from_the_start_is_kept(
+        tmp_path: Path, models: Path, notify: NotifyListener) -> None:
+    """No user yet and the file locked at start: the default user cannot be made, yet the
+    acknowledged like waits for it instead of being dropped as "no user"."""
+    from gpiozero.pins.mock import MockFactory
+
+    music = demo_library(tmp_path / "clips", seconds=30.0)
+    pins = MockFactory()
+    run = Running(tmp_path, models, music, pins)
+    with LockHolder(run.db) as lock, run:
+        wait_until("the first track", lambda: run.app.now_playing, 120)
+        assert run.app.user is None
+        like = pins.pin(run.settings.buttons.like_pin)
+        like.drive_low(); time.sleep(0.1); like.drive_high()
+        wait_until("the queued like", lambda: queued(run.app, "feedback"), 30)
+        lock.release()
+        wait_until("the like written", lambda: not run.app.pending, 15)
+        assert run.app.user == "owner"
+    assert rows(run.db, "select u.name, f.kind from feedback f join users u "
+                        "on u.id = f.user_id") == [("owner", "like")]
+
+
 class FullDisk:
     """The database's disk fills up, then space returns, for real, in one of two ways.
 
