@@ -145,14 +145,20 @@ def main() -> int:
     ap.add_argument("--first-seed", type=int, default=0,
                     help="households are seeds first-seed.. (tune on others than the reported 0..7)")
     args = ap.parse_args()
-    rates = {}
+    rates, per_household = {}, {}
     for picker in ("random", "mood-only", "recommender"):
-        r = [run(picker, args, args.first_seed + h) for h in range(args.households)]
+        r = np.array([run(picker, args, args.first_seed + h) for h in range(args.households)])
+        per_household[picker] = r
         rates[picker] = (float(np.mean(r)), float(np.std(r) / np.sqrt(len(r))))
-        print(f"{picker:>12}: like-rate {rates[picker][0]:.3f} +- {rates[picker][1]:.3f}")
+        print(f"{picker:>12}: like-rate {rates[picker][0]:.3f} +- {rates[picker][1]:.3f} "
+              f"(standard error; households sd {np.std(r):.3f})")
     rec = rates["recommender"][0]
     print(f"recommender / random    = {rec / rates['random'][0]:.2f}x (target >= 1.5x)")
     print(f"recommender / mood-only = {rec / rates['mood-only'][0]:.2f}x (target >= 1.2x)")
+    for base in ("random", "mood-only"):
+        ratio = per_household["recommender"] / per_household[base]
+        print(f"  per household, / {base}: {ratio.mean():.2f} +- {ratio.std():.2f} (sd), "
+              f"min {ratio.min():.2f}, max {ratio.max():.2f}")
     return 0
 
 
