@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.music_clips import tone
 
 REPO = Path(__file__).resolve().parent.parent
