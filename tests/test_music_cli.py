@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mutagen.flac import FLAC
 
 from rescnn_appliance.cli import main
 from tests.music_clips import tone
@@ -37,6 +38,9 @@ def test_library_scan_list_show_stats_and_import(tmp_path: Path,
     extra = tmp_path / "usb"
     extra.mkdir()
     tone(extra / "two.flac", 2.0, freq=300.0, fmt="FLAC")
+    tagged = FLAC(extra / "two.flac")
+    tagged["genre"] = "Jazz"
+    tagged.save()
     (extra / "broken.mp3").write_bytes(b"\xff\xfb" + b"\x00" * 50)
     assert _run(tmp_path, "library", "scan", "--no-progress", "--workers", "1", str(extra)) == 0
     out = capsys.readouterr()
@@ -49,8 +53,10 @@ def test_library_scan_list_show_stats_and_import(tmp_path: Path,
     ok = [t for t in tracks if t["status"] == "ok"]
     assert {Path(t["path"]).name for t in ok} == {"one.wav", "two.flac"}
     assert all(t["va_source"] == "audio" and t["mood"] and -1 <= t["valence"] <= 1 for t in ok)
+    assert {Path(t["path"]).name: t["genre"] for t in ok} == {"one.wav": "", "two.flac": "Jazz"}
     assert _run(tmp_path, "library", "show", "two") == 0
-    assert "two.flac" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "two.flac" in shown and "genre: Jazz" in shown
     bad = tmp_path / "va.csv"
     bad.write_text(f"path,valence,arousal\n{extra / 'two.flac'},0.9,0.9\n,0.1,0.1\n")
     assert _run(tmp_path, "library", "import-va", str(bad)) == 1

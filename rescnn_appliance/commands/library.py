@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
 
 def _track_dict(t) -> dict:
     return {"id": t.id, "path": t.path, "title": t.title, "artist": t.artist, "album": t.album,
-            "duration_s": None if t.duration_s is None else round(t.duration_s, 1),
+            "genre": t.genre, "duration_s": None if t.duration_s is None else round(t.duration_s, 1),
             "valence": None if t.valence is None else round(t.valence, 3),
             "arousal": None if t.arousal is None else round(t.arousal, 3),
             "va_source": t.va_source, "mood": t.mood, "status": t.status, "error": t.error}
@@ -102,7 +102,7 @@ def handle(args, settings) -> int:
                           else f"{t['valence']:+.2f} {t['arousal']:+.2f}")
                     print(f"{t['id']:>5} {t['status']:<7} {(t['mood'] or '-'):<9} {va} "
                           f"{(t['va_source'] or '-'):<5} {t['artist'] or '?'} - {t['title']}  "
-                          f"[{t['path']}]")
+                          f"({t['genre'] or 'no genre'}) [{t['path']}]")
         elif cmd == "show":
             for k, v in _track_dict(lib.track(args.track)).items():
                 print(f"{k:>10}: {v}")
