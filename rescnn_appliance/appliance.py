@@ -99,7 +99,8 @@ class WorkerFailed:
 
 @dataclass
 class PendingFeedback:
-    """A press not yet in the database."""
+    """A press not yet in the database; ``at`` is when it was pressed (ISO, UTC; empty in files
+    written before it was kept, which then get the time they are written)."""
 
     user: str
     track_id: int
@@ -107,6 +108,7 @@ class PendingFeedback:
     valence: float | None
     arousal: float | None
     mood: str | None
+    at: str = ""
 
 
 @dataclass
@@ -432,7 +434,7 @@ class Appliance:
             self.settings.privacy.store_readings, state.valence if has_reading else None,
             state.arousal if has_reading else None, state.mood)
         item = PendingFeedback(user=self.user or DEFAULT_USER, track_id=playing.track_id,
-                               kind=kind, valence=valence, arousal=arousal, mood=mood)
+                               kind=kind, valence=valence, arousal=arousal, mood=mood, at=_utc_text())
         stored = self._write(item)
         if not stored:
             self.pending.append(item)
@@ -452,7 +454,8 @@ class Appliance:
         try:
             if isinstance(item, PendingFeedback):
                 self.lib.record_feedback(item.user, item.track_id, item.kind, item.valence,
-                                         item.arousal, item.mood)
+                                         item.arousal, item.mood,
+                                         at=datetime.fromisoformat(item.at) if item.at else None)
             else:
                 self.lib.record_play(item.user, item.track_id,
                                      datetime.fromisoformat(item.started_at), item.ended_how)

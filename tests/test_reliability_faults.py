@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -136,8 +136,13 @@ def test_presses_while_another_process_locks_the_database_are_all_written_later(
             assert len(led.states) >= acks + 3 * 2
             assert rows(run.db, "select count(*) from feedback") == [(0,)]
             assert run.loop.is_alive() and run.app.now_playing is not None
+            time.sleep(1.5)
+            released = datetime.now(UTC).replace(tzinfo=None)
         wait_until("the queued likes written", lambda: not run.app.pending, 15)
     assert rows(run.db, "select kind, count(*) from feedback group by kind") == [("like", 3)]
+    # each row keeps the time of its press, not the time the lock let it be written
+    pressed_at = [datetime.fromisoformat(at) for (at,) in rows(run.db, "select at from feedback")]
+    assert all(at < released - timedelta(seconds=1) for at in pressed_at), (pressed_at, released)
     assert not (run.settings.state_dir / "pending-feedback.json").exists()
     # The loop must not sit on the lock: 3 presses in 1.2 s are all acknowledged within 2 s
     # (it took about 60 s while the loop's writes waited out the 5 s busy timeout; 1d051b4).

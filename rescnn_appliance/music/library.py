@@ -194,7 +194,8 @@ class Library:
 
     def record_feedback(self, user: str, track_id: int, kind: str,
                         valence: float | None = None, arousal: float | None = None,
-                        mood: str | None = None) -> None:
+                        mood: str | None = None, at: datetime | None = None) -> None:
+        """One press; ``at`` is when it happened (now when not given: a queued press keeps its own)."""
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"feedback kind {kind!r}: must be one of {', '.join(FEEDBACK_KINDS)}")
         uid = self.user_id(user)
@@ -203,7 +204,7 @@ class Library:
             if s.get(Track, track_id) is None:
                 raise UnknownTrack(f"no track with id {track_id}")
             s.add(Feedback(user_id=uid, track_id=track_id, kind=kind, valence=valence,
-                           arousal=arousal, mood=mood))
+                           arousal=arousal, mood=mood, at=at or utcnow()))
         for fn in self._listeners:
             fn(uid, track_id, kind, mood)
 
