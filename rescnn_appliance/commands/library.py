@@ -61,76 +61,71 @@ def _track_dict(t) -> dict:
 
 
 def handle(args, settings) -> int:
-    from rescnn_appliance.music.db import DatabaseBusy, MigrationError
-    from rescnn_appliance.music.library import Library, UnknownTrack
+    from rescnn_appliance.commands._library_session import with_library
+    from rescnn_appliance.music.library import UnknownTrack
     from rescnn_appliance.music.va_import import VAImportError
     from rescnn_appliance.music.va_model import VAModelError
 
     if args.library_command == "restore":  # the file may be too damaged to open: no Library
         return _restore(args, settings.database_path)
-    try:
-        lib = Library.open(settings.database_path)
-    except (MigrationError, DatabaseBusy) as exc:
-        print(f"rescnn-appliance: {exc}", file=sys.stderr)
-        return 1
-    try:
-        cmd = args.library_command
-        if cmd == "scan":
-            extra = [str(Path(f).expanduser().absolute()) for f in args.folders]
-            for f in extra:
-                if not Path(f).is_dir():
-                    print(f"rescnn-appliance: {f}: not a folder", file=sys.stderr)
-                    return 2
-            remembered = lib.get_state(EXTRA_FOLDERS_KEY, [])
-            remembered += [f for f in extra if f not in remembered]
-            lib.set_state(EXTRA_FOLDERS_KEY, remembered)
-            folders = [str(f) for f in settings.music_folders]
-            folders += [f for f in remembered if f not in folders]
-            report = lib.scan(folders, progress=not args.no_progress and sys.stderr.isatty(),
-                              workers=args.workers)
-            for path, err in report.errors:
-                print(f"{path}: {err}", file=sys.stderr)
-            print(report.summary())
-        elif cmd == "list":
-            tracks = [_track_dict(t) for t in lib.tracks()]
-            if args.json:
-                json.dump(tracks, sys.stdout, indent=1)
-                print()
-            else:
-                for t in tracks:
-                    va = ("      -       -" if t["valence"] is None
-                          else f"{t['valence']:+.2f} {t['arousal']:+.2f}")
-                    print(f"{t['id']:>5} {t['status']:<7} {(t['mood'] or '-'):<9} {va} "
-                          f"{(t['va_source'] or '-'):<5} {t['artist'] or '?'} - {t['title']}  "
-                          f"({t['genre'] or 'no genre'}) [{t['path']}]")
-        elif cmd == "show":
-            for k, v in _track_dict(lib.track(args.track)).items():
-                print(f"{k:>10}: {v}")
-        elif cmd == "stats":
-            st = lib.stats()
-            print(f"tracks: {st['tracks']}  " + "  ".join(f"{k} {v}" for k, v in
-                                                          sorted(st["by_status"].items())))
-            print("by mood:      " + "  ".join(f"{k} {v}" for k, v in sorted(st["by_mood"].items())))
-            print("by VA source: " + "  ".join(f"{k} {v}" for k, v in
-                                                sorted(st["by_va_source"].items())))
-            print(f"users {st['users']}  feedback {st['feedback']}  plays {st['plays']}")
-            print(f"mood model: {lib.mood_model()}")
-            for path, err in st["errors"]:
-                print(f"error: {path}: {err}")
-        elif cmd == "import-va":
-            report = lib.import_va(args.csv)
-            for line in report.errors:
-                print(line, file=sys.stderr)
-            print(f"{args.csv}: imported {report.imported} rows, {len(report.errors)} bad rows")
-            return 1 if report.errors else 0
-        elif cmd == "refit":
-            print(lib.refit_moods())
-        return 0
-    except (UnknownTrack, VAImportError, VAModelError, DatabaseBusy) as exc:
-        print(f"rescnn-appliance: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lib.close()
+    return with_library(settings.database_path, lambda lib: _act(args, settings, lib),
+                        (UnknownTrack, VAImportError, VAModelError))
+
+
+def _act(args, settings, lib) -> int:
+    """One library action on the open library."""
+    cmd = args.library_command
+    if cmd == "scan":
+        extra = [str(Path(f).expanduser().absolute()) for f in args.folders]
+        for f in extra:
+            if not Path(f).is_dir():
+                print(f"rescnn-appliance: {f}: not a folder", file=sys.stderr)
+                return 2
+        remembered = lib.get_state(EXTRA_FOLDERS_KEY, [])
+        remembered += [f for f in extra if f not in remembered]
+        lib.set_state(EXTRA_FOLDERS_KEY, remembered)
+        folders = [str(f) for f in settings.music_folders]
+        folders += [f for f in remembered if f not in folders]
+        report = lib.scan(folders, progress=not args.no_progress and sys.stderr.isatty(),
+                          workers=args.workers)
+        for path, err in report.errors:
+            print(f"{path}: {err}", file=sys.stderr)
+        print(report.summary())
+    elif cmd == "list":
+        tracks = [_track_dict(t) for t in lib.tracks()]
+        if args.json:
+            json.dump(tracks, sys.stdout, indent=1)
+            print()
+        else:
+            for t in tracks:
+                va = ("      -       -" if t["valence"] is None
+                      else f"{t['valence']:+.2f} {t['arousal']:+.2f}")
+                print(f"{t['id']:>5} {t['status']:<7} {(t['mood'] or '-'):<9} {va} "
+                      f"{(t['va_source'] or '-'):<5} {t['artist'] or '?'} - {t['title']}  "
+                      f"({t['genre'] or 'no genre'}) [{t['path']}]")
+    elif cmd == "show":
+        for k, v in _track_dict(lib.track(args.track)).items():
+            print(f"{k:>10}: {v}")
+    elif cmd == "stats":
+        st = lib.stats()
+        print(f"tracks: {st['tracks']}  " + "  ".join(f"{k} {v}" for k, v in
+                                                      sorted(st["by_status"].items())))
+        print("by mood:      " + "  ".join(f"{k} {v}" for k, v in sorted(st["by_mood"].items())))
+        print("by VA source: " + "  ".join(f"{k} {v}" for k, v in
+                                            sorted(st["by_va_source"].items())))
+        print(f"users {st['users']}  feedback {st['feedback']}  plays {st['plays']}")
+        print(f"mood model: {lib.mood_model()}")
+        for path, err in st["errors"]:
+            print(f"error: {path}: {err}")
+    elif cmd == "import-va":
+        report = lib.import_va(args.csv)
+        for line in report.errors:
+            print(line, file=sys.stderr)
+        print(f"{args.csv}: imported {report.imported} rows, {len(report.errors)} bad rows")
+        return 1 if report.errors else 0
+    elif cmd == "refit":
+        print(lib.refit_moods())
+    return 0
 
 
 def _restore(args, db: Path) -> int:

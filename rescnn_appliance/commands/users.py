@@ -11,7 +11,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
 
 ACTIVE_USER_KEY = "active_user"
 
@@ -29,35 +28,29 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args, settings) -> int:
-    from rescnn_appliance.music.db import DatabaseBusy, MigrationError
-    from rescnn_appliance.music.library import Library, UnknownUser
+    from rescnn_appliance.commands._library_session import with_library
+    from rescnn_appliance.music.library import UnknownUser
 
-    try:
-        lib = Library.open(settings.database_path)
-    except (MigrationError, DatabaseBusy) as exc:
-        print(f"rescnn-appliance: {exc}", file=sys.stderr)
-        return 1
-    try:
-        cmd = args.users_command
-        if cmd == "add":
-            lib.add_user(args.name)
-            if lib.get_state(ACTIVE_USER_KEY) is None:
-                lib.set_state(ACTIVE_USER_KEY, args.name.strip())
-            print(f"added {args.name.strip()}")
-        elif cmd == "list":
-            active = lib.get_state(ACTIVE_USER_KEY)
-            for name in lib.users():
-                print(f"{'*' if name == active else ' '} {name}")
-        elif cmd == "remove":
-            lib.remove_user(args.name)
-            print(f"removed {args.name} and their history")
-        elif cmd == "select":
-            lib.user_id(args.name)
-            lib.set_state(ACTIVE_USER_KEY, args.name)
-            print(f"active user: {args.name}")
-        return 0
-    except (ValueError, UnknownUser, DatabaseBusy) as exc:
-        print(f"rescnn-appliance: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lib.close()
+    return with_library(settings.database_path, lambda lib: _act(args, lib), (ValueError, UnknownUser))
+
+
+def _act(args, lib) -> int:
+    """One users action on the open library."""
+    cmd = args.users_command
+    if cmd == "add":
+        lib.add_user(args.name)
+        if lib.get_state(ACTIVE_USER_KEY) is None:
+            lib.set_state(ACTIVE_USER_KEY, args.name.strip())
+        print(f"added {args.name.strip()}")
+    elif cmd == "list":
+        active = lib.get_state(ACTIVE_USER_KEY)
+        for name in lib.users():
+            print(f"{'*' if name == active else ' '} {name}")
+    elif cmd == "remove":
+        lib.remove_user(args.name)
+        print(f"removed {args.name} and their history")
+    elif cmd == "select":
+        lib.user_id(args.name)
+        lib.set_state(ACTIVE_USER_KEY, args.name)
+        print(f"active user: {args.name}")
+    return 0
