@@ -5,10 +5,10 @@
 - ``mood_fit`` (0..1) = 0.6 x closeness of the track to the target in the valence/arousal plane
   (Gaussian, sigma 0.35) + 0.4 x (the track is in the target's mood cluster);
 - ``history`` (0..1, 0.5 = nothing known) adds up the user's own feedback on the track (weight
-  1.0), on its artist (0.4) and on its genre (0.6: the first genre tagged, case folded;
+  0.4), on its artist (0.4) and on its genre (0.6: the first genre tagged, case folded;
   untagged tracks share none; how much better than the user's average press the presses in
-  that genre were) and item-item collaborative filtering over every household user's
-  feedback (0.4), each squashed to -1..1, and clips the sum to -1..1. Like +1,
+  that genre were, with each other household user's presses counting 0.3 of the user's own)
+  and item-item collaborative filtering over every household user's feedback (0.4), each squashed to -1..1, and clips the sum to -1..1. Like +1,
   complete +0.1, skip -0.5; feedback given in the target mood counts fully, in other moods
   50%, so what someone likes when calm matters most when they are calm again.
 
@@ -52,13 +52,19 @@ OTHER_MOOD_SHARE = 0.5
 SIGMA = 0.35
 CLOSENESS_SHARE = 0.6
 # history = clip(sum of these x evidence in -1..1): own track, artist, genre, item-item CF.
-# Tuned with benchmarks/recommender_sim.py; an artist-level CF term was tried and hurt.
-W_TRACK, W_ARTIST, W_GENRE, W_CF = 1.0, 0.4, 0.6, 0.4
+# Tuned with benchmarks/recommender_sim.py --pool tune; an artist-level CF term was tried and hurt.
+# A single like says little about the track itself (a loved song or just a good genre), so the
+# track term was cut from 1.0 to 0.4: at 1.0 liked tracks came back far from the listener's mood.
+W_TRACK, W_ARTIST, W_GENRE, W_CF = 0.4, 0.4, 0.6, 0.4
 # A genre gathers many presses, so its evidence is how much better than this user's average
 # press its presses were, (weights - count x mean) / (count + GENRE_PRIOR), times GENRE_GAIN:
 # a plain sum would saturate for every genre heard often, liked or not. The average starts
 # from MEAN_PRIOR neutral presses, so a first few likes all in one genre still count for it.
 GENRE_PRIOR, GENRE_GAIN, MEAN_PRIOR = 3.0, 3.0, 10.0
+# Household genre prior: every other user's genre presses count HOUSE_SHARE of this user's
+# own (as their excess over that user's average press), so a listener inherits the household's
+# genres at first and their own presses outweigh it as they pile up.
+HOUSE_SHARE = 0.3
 JITTER = 0.01  # breaks ties between equally good tracks so the same one is not always first
 N_SLOTS = len(MOODS) + 1  # one per mood, plus feedback given with no mood
 
@@ -264,15 +270,26 @@ class Recommender:
         self._uplift[uid] = (pos + (gap if dist <= self.step else gap * self.step / dist), anchor)
         return pos
 
-    @staticmethod
-    def _genre_taste(p: _UserPrefs, m: int) -> np.ndarray:
-        """-1..1 per genre: this user's presses in it against their average press."""
+    def _genre_taste(self, p: _UserPrefs, m: int) -> np.ndarray:
+        """-1..1 per genre: this user's presses in it against their average press, with the
+        other household users' presses (against their own average) as a weaker prior."""
         weight = p.genre[m] + OTHER_MOOD_SHARE * (p.genre.sum(axis=0) - p.genre[m])
         count = p.genre_n[m] + OTHER_MOOD_SHARE * (p.genre_n.sum(axis=0) - p.genre_n[m])
         mean = p.genre.sum() / (float(p.genre_n.sum()) + MEAN_PRIOR)
-        taste = np.tanh(GENRE_GAIN * (weight - count * mean) / (count + GENRE_PRIOR))
+        excess = weight - count * mean
+        for q in self._prefs.values():
+            if q is not p:
+                q_weight, q_count = q.genre.sum(axis=0), q.genre_n.sum(axis=0)
+                q_mean = q_weight.sum() / (float(q_count.sum()) + MEAN_PRIOR)
+                excess = excess + HOUSE_SHARE * (q_weight - q_count * q_mean)
+                count = count + HOUSE_SHARE * q_count
+        taste = np.tanh(GENRE_GAIN * excess / (count + GENRE_PRIOR))
         taste[-1] = 0.0  # untagged tracks: no genre to have a taste for
         return taste
+
+    def _household_likes(self, p: _UserPrefs, i: int) -> int:
+        """Likes the other users gave to track ``i``'s genre."""
+        return sum(int(q.genre_likes[self.genre_idx[i]]) for q in self._prefs.values() if q is not p)
 
     def _cf_scores(self, uid: int) -> np.ndarray:
         """Item-item CF: cosine similarity of track columns over users, applied to u's row."""
@@ -354,6 +371,9 @@ class Recommender:
         elif p is not None and own_g is not None and own_g[i] > 0 \
                 and self.genre_idx[i] < self.n_genres and p.genre_likes[self.genre_idx[i]] > 0:
             parts.append(f"you liked this genre {_times(int(p.genre_likes[self.genre_idx[i]]))}")
+        elif p is not None and own_g is not None and own_g[i] > 0 \
+                and self.genre_idx[i] < self.n_genres and (n := self._household_likes(p, i)) > 0:
+            parts.append(f"your household liked this genre {_times(n)}")
         elif cf is not None and cf[i] > 0.2:
             parts.append("liked by listeners with your taste")
         elif exploring:
