@@ -51,8 +51,12 @@ def with_warm_starts(history: dict[str, Any], base: Path) -> dict[str, Any]:
     and best epochs under ``warm_starts`` for the card."""
     chain: list[dict[str, Any]] = []
     init = history["config"].get("init_from")
+    seen: set[Path] = set()
     while init:
-        prev_path = (base / init).parent / "history.json"
+        prev_path = ((base / init).parent / "history.json").resolve()
+        if prev_path in seen:
+            raise ValueError(f"{prev_path}: warm starts go round in a circle (check init_from)")
+        seen.add(prev_path)
         if not prev_path.exists():
             raise FileNotFoundError(f"{prev_path}: history of the run this one started from is missing")
         prev = json.loads(prev_path.read_text())
