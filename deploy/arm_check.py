@@ -211,7 +211,7 @@ def check(args: argparse.Namespace) -> int:
     faces = ref["faces"]
     if not np.array_equal(fixed_faces(), faces):
         failures.append("the fixed faces differ between the machines")
-    report: dict[str, Any] = {"versions": here, "faces": int(len(faces)), "max_diff": {}}
+    report: dict[str, Any] = {"versions": here, "faces": len(faces), "max_diff": {}}
     ref_inputs = {net: ref[f"{net}_input"] for net in ("ecnn", "va")}
     from rescnn_appliance.vision.preprocess import denoise
 
