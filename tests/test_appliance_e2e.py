@@ -104,6 +104,39 @@ def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     listener.close()
 
 
+class Running:
+    """An Appliance started with ``overrides`` and its loop on a thread; stops on exit."""
+
+    def __init__(self, tmp_path: Path, models: Path, music: Path, pins=None, scan: bool = True,
+                 **overrides) -> None:
+        from rescnn_appliance.appliance import Appliance
+        from rescnn_appliance.music.library import Library
+
+        base = {"camera.source": "demo", "player.aout": "dummy", "playback.fade_s": 0.1,
+                "library.folders": [str(music)], "service.state_dir": str(tmp_path / "state"),
+                "models.dir": str(models), "buttons.enabled": pins is not None,
+                "library.scan_on_start": False}
+        self.settings = load_settings(None, {**base, **overrides})
+        self.db = self.settings.database_path
+        if scan:
+            lib = Library.open(self.db)  # scanned here, in this process: quick and settled
+            lib.scan([music], progress=False, workers=1)
+            lib.close()
+        self.app = Appliance(self.settings, pin_factory=pins)
+        self.loop = threading.Thread(target=self.app.run, daemon=True)
+
+    def __enter__(self):
+        self.app.start()
+        self.loop.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.app.request_stop("test over")
+        self.loop.join(15)
+        self.app.close()
+        assert not self.loop.is_alive()
+
+
 @needs_models
 def test_faces_music_buttons_and_systemd_end_to_end(tmp_path: Path, shared_data: Path,
                                                     notify: NotifyListener) -> None:
@@ -194,32 +227,19 @@ def test_with_store_readings_off_no_emotion_reaches_the_database(
         tmp_path: Path, shared_data: Path, notify: NotifyListener) -> None:
     from gpiozero.pins.mock import MockFactory
 
-    from rescnn_appliance.appliance import Appliance
-
     faces = write_fer_faces(shared_data, tmp_path / "faces")
     music = demo_library(tmp_path / "clips", seconds=20.0)
-    settings = load_settings(None, {
-        "camera.source": "folder", "camera.path": str(faces), "camera.fps": 8.0,
-        "mood.window_s": 2.0, "mood.hold_s": 0.5, "mood.confidence_floor": 0.0,
-        "player.aout": "dummy", "library.folders": [str(music)],
-        "service.state_dir": str(tmp_path / "state"), "privacy.store_readings": "off",
-        "models.dir": str(MODELS)})
+    overrides = {"camera.source": "folder", "camera.path": str(faces), "camera.fps": 8.0,
+                 "mood.window_s": 2.0, "mood.hold_s": 0.5, "mood.confidence_floor": 0.0,
+                 "privacy.store_readings": "off"}
     pins = MockFactory()
-    app = Appliance(settings, pin_factory=pins)
-    app.start()
-    loop = threading.Thread(target=app.run, daemon=True)
-    loop.start()
-    db = settings.database_path
-    try:
+    with Running(tmp_path, MODELS, music, pins, **overrides) as run:
+        app, db = run.app, run.db
         wait_until("the first track", lambda: app.now_playing, 120)
         wait_until("a mood from the faces", lambda: app.tracker.state.mood, 30)
-        like = pins.pin(settings.buttons.like_pin)
+        like = pins.pin(run.settings.buttons.like_pin)
         like.drive_low(); like.drive_high()
         wait_until("the like row", lambda: rows(db, "select 1 from feedback"), 5)
-    finally:
-        app.request_stop("test over")
-        loop.join(10)
-        app.close()
     assert app.tracker.state.mood is not None  # it did read the faces...
     assert rows(db, "select kind, valence, arousal, mood from feedback") == [
         ("like", None, None, None)]  # ...and kept none of it
@@ -230,19 +250,9 @@ def test_with_store_readings_off_no_emotion_reaches_the_database(
 @needs_models
 def test_a_track_vlc_cannot_play_is_marked_and_the_next_starts_within_2_s(
         tmp_path: Path, notify: NotifyListener) -> None:
-    from rescnn_appliance.appliance import Appliance
-
     music = demo_library(tmp_path / "clips", seconds=3.0)
-    settings = load_settings(None, {
-        "camera.source": "demo", "player.aout": "dummy", "library.folders": [str(music)],
-        "service.state_dir": str(tmp_path / "state"), "buttons.enabled": False,
-        "models.dir": str(MODELS)})
-    app = Appliance(settings)
-    app.start()
-    loop = threading.Thread(target=app.run, daemon=True)
-    loop.start()
-    db = settings.database_path
-    try:
+    with Running(tmp_path, MODELS, music) as run:
+        app, db = run.app, run.db
         first = wait_until("the first track", lambda: app.now_playing, 120)
         for clip in music.glob("*.flac"):  # all but the playing clip vanish
             if str(clip) != first.path:
@@ -256,10 +266,6 @@ def test_a_track_vlc_cannot_play_is_marked_and_the_next_starts_within_2_s(
         gap = (datetime.fromisoformat(next_started) - datetime.fromisoformat(started))
         assert gap.total_seconds() <= 2.0
         assert status == "error" and "not found" in error
-    finally:
-        app.request_stop("test over")
-        loop.join(10)
-        app.close()
 
 
 @needs_models
@@ -267,19 +273,9 @@ def test_a_track_vlc_ends_at_once_is_marked_as_failed_not_as_played(
         tmp_path: Path, notify: NotifyListener) -> None:
     """VLC reports an undecodable file as played to its end, at once: the scanned duration
     that comes with the choice tells the appliance it failed."""
-    from rescnn_appliance.appliance import Appliance
-
     music = demo_library(tmp_path / "clips", seconds=3.0)
-    settings = load_settings(None, {
-        "camera.source": "demo", "player.aout": "dummy", "library.folders": [str(music)],
-        "service.state_dir": str(tmp_path / "state"), "buttons.enabled": False,
-        "models.dir": str(MODELS)})
-    app = Appliance(settings)
-    app.start()
-    loop = threading.Thread(target=app.run, daemon=True)
-    loop.start()
-    db = settings.database_path
-    try:
+    with Running(tmp_path, MODELS, music) as run:
+        app, db = run.app, run.db
         first = wait_until("the first track", lambda: app.now_playing, 120)
         assert first.duration_s and first.duration_s > 2.5
         for clip in music.glob("*.flac"):  # the others turn to garbage under the same name
@@ -291,10 +287,6 @@ def test_a_track_vlc_ends_at_once_is_marked_as_failed_not_as_played(
         assert failed[0] == ("error", "playback: ended at once: not decodable", "error")
         assert not rows(db, "select 1 from plays p join tracks t on t.id = p.track_id "
                             "where t.status = 'error' and p.ended_how = 'complete'")
-    finally:
-        app.request_stop("test over")
-        loop.join(10)
-        app.close()
 
 
 def _run_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen:

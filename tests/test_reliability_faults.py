@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from tests.reliability_support import (
     open_with,
     write_demo_faces,
 )
-from tests.test_appliance_e2e import NotifyListener, rows, wait_until
+from tests.test_appliance_e2e import NotifyListener, Running, rows, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,39 +48,6 @@ def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     yield listener
     listener.close()
-
-
-class Running:
-    """An Appliance started with ``overrides`` and its loop on a thread; stops on exit."""
-
-    def __init__(self, tmp_path: Path, models: Path, music: Path, pins=None, scan: bool = True,
-                 **overrides) -> None:
-        from rescnn_appliance.appliance import Appliance
-        from rescnn_appliance.music.library import Library
-
-        base = {"camera.source": "demo", "player.aout": "dummy", "playback.fade_s": 0.1,
-                "library.folders": [str(music)], "service.state_dir": str(tmp_path / "state"),
-                "models.dir": str(models), "buttons.enabled": pins is not None,
-                "library.scan_on_start": False}
-        self.settings = load_settings(None, {**base, **overrides})
-        self.db = self.settings.database_path
-        if scan:
-            lib = Library.open(self.db)  # scanned here, in this process: quick and settled
-            lib.scan([music], progress=False, workers=1)
-            lib.close()
-        self.app = Appliance(self.settings, pin_factory=pins)
-        self.loop = threading.Thread(target=self.app.run, daemon=True)
-
-    def __enter__(self):
-        self.app.start()
-        self.loop.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.app.request_stop("test over")
-        self.loop.join(15)
-        self.app.close()
-        assert not self.loop.is_alive()
 
 
 def test_a_corrupt_track_is_marked_and_the_next_starts_within_2_s(

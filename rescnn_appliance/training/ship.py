@@ -154,7 +154,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  "brightness/contrast, Gaussian and impulse noise, illumination gain)."), ""]
         for w in card.get("warm_starts", []):
             lines += [(f"Started from the weights of an earlier run ({w['recipe']['epochs']} epochs, lr "
-                      f"{w['recipe']['lr']}, best val {w['best_epoch'].get('accuracy', w['best_epoch'].get('ccc_valence', 0)):.4f} at its epoch "
+                      f"{w['recipe']['lr']}, best val accuracy {w['best_epoch']['accuracy']:.4f} at its epoch "
                       f"{w['best_epoch']['epoch']}), then trained with the recipe above on a fresh schedule; "
                       "the curves show both runs."), ""]
         for p in ("fp32", "int8"):
