@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rescnn_appliance.vision.frames import (
@@ -107,6 +107,7 @@ def _video(path: Path, frames: int = 12) -> bytes:
 @FAST
 @given(kind=st.sampled_from(["random", "truncated", "flipped", "empty", "spliced"]),
        cut=st.integers(0, 10 ** 6), junk=st.binary(max_size=400), loop=st.booleans())
+@example(kind="spliced", cut=0, junk=b"\x00", loop=True)  # seeking back failed; found 2026-11-25
 def test_video_file_with_garbage(tmp_path: Path, kind: str, cut: int, junk: bytes,
                                  loop: bool) -> None:
     COUNT.add("video file")
@@ -129,6 +130,9 @@ def test_video_file_with_garbage(tmp_path: Path, kind: str, cut: int, junk: byte
                 frame = source.read()
             except EndOfStream:
                 assert not loop
+                break
+            except CameraError as exc:  # a looping file whose start no longer decodes
+                assert loop and "\n" not in str(exc) and str(path) in str(exc)
                 break
             assert frame is None or (frame.image.ndim == 2 and frame.image.dtype == np.uint8)
     finally:

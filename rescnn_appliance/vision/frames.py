@@ -323,22 +323,23 @@ class VideoFileSource(FrameSource):
         if not self.path.is_file():
             what = "is a directory, not a video file" if self.path.is_dir() else "no such file"
             raise CameraError(f"{self.path}: {what}")
-        capture = cv2.VideoCapture(str(self.path))
-        ok = capture.isOpened()
-        if ok:
-            ok, _ = capture.read()
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        probe = cv2.VideoCapture(str(self.path))
+        ok = probe.isOpened() and probe.read()[0]
+        probe.release()
         if not ok:
-            capture.release()
             raise CameraError(f"{self.path}: cannot decode as a video")
-        self._capture = capture
+        self._capture = cv2.VideoCapture(str(self.path))
 
     def _read(self) -> np.ndarray | None:
         assert self._capture is not None
         ok, image = self._capture.read()
         if not ok and self.loop:
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            # reopened rather than seeked: seeking back fails in a damaged file that still plays
+            self._capture.release()
+            self._capture = cv2.VideoCapture(str(self.path))
             ok, image = self._capture.read()
+            if not ok:
+                raise CameraError(f"{self.path}: no frame decodes from the start any more")
         if not ok:
             raise EndOfStream(str(self.path))
         return to_gray(image)
