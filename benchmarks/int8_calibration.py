@@ -1,0 +1,73 @@
+"""int8 calibration: qnnpack's stock activation ranges against mean per-batch ranges, on val.
+
+For each trained checkpoint, quantises the network twice with the export's calibration faces (512
+FER2013 training faces, batches of 64): once with qnnpack's stock observers (each activation's range
+is the extreme over all calibration faces) and once as the export does (the running mean of the
+per-batch ranges). Scores fp32 and both int8 variants on val: ECNN accuracy on FER2013 PublicTest,
+VA CCC on the AffectNet val rows. Writes benchmarks/int8_calibration.json, prints a Markdown table.
+
+    .venv/bin/python benchmarks/int8_calibration.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rescnn_appliance.training.datasets import load_faces, training_rows
+from rescnn_appliance.training.export import quantize_int8, script_fp32
+from rescnn_appliance.training.metrics import ccc
+from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
+from rescnn_appliance.vision.preprocess import prepare_faces
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+
+
+def outputs(module: torch.jit.ScriptModule, faces: np.ndarray, size: int) -> np.ndarray:
+    with torch.inference_mode():
+        return np.concatenate([module(torch.from_numpy(prepare_faces(faces[i : i + 512], size))).float().numpy()
+                               for i in range(0, len(faces), 512)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
+    ap.add_argument("--fer", type=Path, default=DATA / "fer2013" / "fer2013_trainval.npz")
+    ap.add_argument("--affectnet", type=Path, default=DATA / "affectnet_va" / "affectnet_va_dev.npz")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("int8_calibration.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    fer_train = load_faces(args.fer, "train")
+    calib = fer_train.x[training_rows(fer_train)][:: max(1, len(fer_train) // 512)][:512]  # as training.ship
+    fer_val, aff_val = load_faces(args.fer, "val"), load_faces(args.affectnet, "val")
+    va_size = int(json.loads((args.checkpoints / "va" / "history.json").read_text())["config"]["input_size"])
+
+    def scores(name: str, module: torch.jit.ScriptModule) -> dict[str, float]:
+        if name == "ecnn":
+            return {"accuracy": float((outputs(module, fer_val.x, 48).argmax(1) == fer_val.y).mean())}
+        out = outputs(module, aff_val.x, va_size)
+        return {"ccc_valence": ccc(aff_val.valence, out[:, 0]), "ccc_arousal": ccc(aff_val.arousal, out[:, 1])}
+
+    rows = []
+    for name, build, size in (("ecnn", build_ecnn, 48), ("va", build_va_mobilenet, va_size)):
+        model = build().eval()
+        model.load_state_dict(torch.load(args.checkpoints / name / "best.pt", map_location="cpu", weights_only=True))
+        for variant, module in (("fp32", script_fp32(model, size)),
+                                ("int8, stock ranges", quantize_int8(model, calib, size, per_batch_ranges=False)),
+                                ("int8, mean per-batch ranges (shipped)", quantize_int8(model, calib, size))):
+            rows.append({"model": name, "variant": variant, **scores(name, module)})
+            print(json.dumps(rows[-1]), flush=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n| model | variant | val |\n|---|---|---|")
+    for r in rows:
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in ("model", "variant"))
+        print(f"| {r['model']} | {r['variant']} | {figures} |")
+
+
+if __name__ == "__main__":
+    main()
