@@ -7,7 +7,7 @@ stage          what runs
 =============  =================================================================================
 capture        ``source.read()`` (timed by the bench loop, not here)
 faces          :meth:`FaceFinder.find` on the whole grayscale frame
-preprocess     :meth:`Face.crop` (48x48) and :func:`prepare_faces` (the VA input too if larger)
+preprocess     :meth:`Face.crop` (48x48) and :meth:`AffectModel.inputs` (both models' inputs)
 ecnn           the emotion TorchScript module and its softmax
 va             the valence/arousal TorchScript module
 mood           :meth:`MoodTracker.add` (or ``no_face``) with the new reading
@@ -43,7 +43,6 @@ import numpy as np
 from rescnn_appliance.tracking import MoodTracker
 from rescnn_appliance.vision.affect import AffectModel, AffectReading
 from rescnn_appliance.vision.faces import FaceFinder
-from rescnn_appliance.vision.preprocess import prepare_faces
 
 STAGES = ("capture", "faces", "preprocess", "ecnn", "va", "mood", "track")
 # end_to_end_cpu: this thread's CPU time over the same span; on a loaded machine it is what
@@ -92,8 +91,7 @@ class BenchPipeline:
 
     def _timed_crop(self, crop: np.ndarray, t: float, t1: float, c0: float) -> dict[str, Any]:
         torch = self._torch
-        x48 = prepare_faces(crop)
-        xva = x48 if self.va_size == 48 else prepare_faces(crop, self.va_size)
+        x48, xva = self.model.inputs(crop)
         t2 = perf_counter()
         with torch.inference_mode():
             probs = torch.softmax(self.model.ecnn(torch.from_numpy(x48)).float(), 1).numpy()
@@ -123,8 +121,7 @@ class BenchPipeline:
             self.tracker.no_face(t)
             return
         crop = face.crop(48)
-        x48 = prepare_faces(crop)
-        xva = x48 if self.va_size == 48 else prepare_faces(crop, self.va_size)
+        x48, xva = self.model.inputs(crop)
         with torch.inference_mode():
             probs = torch.softmax(self.model.ecnn(torch.from_numpy(x48)).float(), 1).numpy()
             va = self.model.va(torch.from_numpy(xva)).float().numpy()

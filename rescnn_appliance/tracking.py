@@ -101,6 +101,9 @@ class MoodTracker:
         self.hold_s = float(hold_s)
         self.mood_of: MoodOf = mood_of or nearest_mood
         self._window: deque[AffectReading] = deque()
+        # running sums over the window, so a frame costs the same however many readings it holds
+        self._sum_va = [0.0, 0.0]
+        self._sum_probs: list[float] = []
         self.accepted = 0
         self.rejected = 0
         self._state = MoodState(t=0.0)
@@ -124,6 +127,7 @@ class MoodTracker:
         if reading.confidence >= self.confidence_floor:
             self.accepted += 1
             self._window.append(reading)
+            self._add_sums(reading, 1.0)
         else:
             self.rejected += 1
         self._expire(t)
@@ -136,7 +140,16 @@ class MoodTracker:
 
     def _expire(self, t: float) -> None:
         while self._window and self._window[0].t < t - self.window_s:
-            self._window.popleft()
+            self._add_sums(self._window.popleft(), -1.0)
+        if not self._window:  # start again from exact zeros: no rounding carried over
+            self._sum_va, self._sum_probs = [0.0, 0.0], []
+
+    def _add_sums(self, reading: AffectReading, sign: float) -> None:
+        if not self._sum_probs:
+            self._sum_probs = [0.0] * len(reading.probs)
+        self._sum_va[0] += sign * reading.valence
+        self._sum_va[1] += sign * reading.arousal
+        self._sum_probs = [s + sign * p for s, p in zip(self._sum_probs, reading.probs)]
 
     def _update(self, t: float, face: bool) -> MoodState:
         old = self._state
@@ -148,10 +161,8 @@ class MoodTracker:
                 n_window=0, face_in_view=face, last_face_t=last_face, previous=old.previous)
             return self._state
         n = len(self._window)
-        valence = sum(r.valence for r in self._window) / n
-        arousal = sum(r.arousal for r in self._window) / n
-        probs = tuple(sum(r.probs[i] for r in self._window) / n
-                      for i in range(len(self._window[0].probs)))
+        valence, arousal = self._sum_va[0] / n, self._sum_va[1] / n
+        probs = tuple(p / n for p in self._sum_probs)
         pointed = self.mood_of(valence, arousal)
         mood, candidate, since = old.mood, old.candidate, old.candidate_since
         changed, previous = False, old.previous

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -24,7 +25,7 @@ from rescnn_appliance.training.recipes import train_ecnn
 from rescnn_appliance.training.ship import with_warm_starts
 from rescnn_appliance.training.train import TrainConfig
 from rescnn_appliance.vision.affect import AffectModel, ModelError
-from rescnn_appliance.vision.preprocess import FaceInputError, prepare_faces
+from rescnn_appliance.vision.preprocess import FaceInputError, denoise, prepare_faces, prepare_inputs, standardise
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models"
@@ -126,6 +127,18 @@ def test_int8_and_fp32_predict_shapes_and_bad_input(model_dir: Path) -> None:
         model.predict(np.zeros((5, 64, 64), np.uint8))
     with pytest.raises(FaceInputError, match="uint8 grey crops, got dtype float32"):
         model.predict(np.zeros((5, 48, 48), np.float32))
+
+
+def test_appliance_inputs_equal_the_training_preprocessing() -> None:
+    """The appliance denoises each crop once for both models; the inputs must still be exactly
+    what training fed each network (batch standardisation and the one-image path agree)."""
+    faces = np.random.default_rng(3).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    x48, x64 = prepare_inputs(faces, (48, 64))
+    np.testing.assert_array_equal(x48, prepare_faces(faces))
+    np.testing.assert_array_equal(x64, prepare_faces(faces, 64))
+    by_hand = standardise(np.stack([cv2.resize(denoise(f), (64, 64), interpolation=cv2.INTER_LINEAR_EXACT)
+                                    for f in faces]))
+    np.testing.assert_allclose(x64[:, 0], by_hand, atol=1e-5)
 
 
 def test_preprocessing_cancels_illumination_gain() -> None:

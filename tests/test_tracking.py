@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rescnn_appliance.config import load_settings
@@ -86,6 +87,29 @@ def test_moving_average_over_window() -> None:
     assert (state.valence, state.arousal) == pytest.approx((0.5, 0.25))
     state = tracker.add(AffectReading(3.5, HAPPY, 0.2, 0.1))  # the first two aged out
     assert (state.valence, state.n_window) == pytest.approx((0.2, 1))
+
+
+def test_averages_stay_exact_over_an_evening_of_frames() -> None:
+    """About three hours at 8 frames a second, faces coming and going: the smoothed reading is still
+    the plain mean of the readings in the window (no drift from the running sums)."""
+    rng = np.random.default_rng(5)
+    tracker = MoodTracker(window_s=4, confidence_floor=0.3, hold_s=6)
+    kept: list[AffectReading] = []
+    for i in range(86_000):  # about three hours, ending with a face in view
+        t = i / 8
+        if (i // 400) % 3 == 2:  # now and then nobody is in view for 50 s
+            state = tracker.no_face(t)
+            continue
+        probs = tuple(rng.dirichlet(np.full(7, 0.3)).tolist())
+        reading = AffectReading(t, probs, float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)))
+        state = tracker.add(reading)
+        if reading.confidence >= 0.3:
+            kept.append(reading)
+    window = [r for r in kept if r.t >= t - 4]
+    assert state.n_window == len(window) > 0
+    assert state.valence == pytest.approx(np.mean([r.valence for r in window]), abs=1e-12)
+    assert state.arousal == pytest.approx(np.mean([r.arousal for r in window]), abs=1e-12)
+    assert state.probs == pytest.approx(np.mean([r.probs for r in window], axis=0), abs=1e-12)
 
 
 def test_from_settings_and_mood_model() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rescnn_appliance.vision.preprocess import check_faces, prepare_faces
+from rescnn_appliance.vision.preprocess import check_faces, prepare_faces, prepare_inputs
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 PRECISIONS = ("fp32", "int8")
@@ -148,14 +148,21 @@ class AffectModel:
         import torch
 
         faces = check_faces(faces)
-        x48 = prepare_faces(faces)
-        xva = x48 if self.va_size == 48 else prepare_faces(faces, self.va_size)
+        x48, xva = self.inputs(faces)
         with torch.inference_mode():
             logits = self.ecnn(torch.from_numpy(x48))
             va = self.va(torch.from_numpy(xva))
         probs = torch.softmax(logits.float(), 1).numpy()
         va = va.float().numpy()
         return probs, va[:, 0].copy(), va[:, 1].copy()
+
+    def inputs(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N,48,48) uint8 crops -> the ECNN's and the VA net's inputs (the same array at 48)."""
+        if self.va_size == 48:
+            x48 = prepare_faces(faces)
+            return x48, x48
+        x48, xva = prepare_inputs(faces, (48, self.va_size))
+        return x48, xva
 
     def read(self, face: np.ndarray, t: float | None = None) -> AffectReading:
         """One face crop -> one :class:`AffectReading` stamped with ``t`` (default: now)."""

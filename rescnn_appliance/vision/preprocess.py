@@ -20,6 +20,7 @@ import numpy as np
 
 FACE_SIZE = 48
 GAUSSIAN_SIGMA = 0.6
+STD_FLOOR = 4.0  # grey levels: a flat crop is not blown up into noise
 
 
 class FaceInputError(ValueError):
@@ -45,21 +46,46 @@ def denoise(face: np.ndarray) -> np.ndarray:
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
-    """Per-image zero mean, unit variance over the last two axes (float32)."""
+    """Per-image zero mean, unit variance over the last two axes (float32).
+
+    Mean and deviation are taken in float64 (as :func:`cv2.meanStdDev` does for one image), so
+    the batch form and the one-image form in :func:`prepare_inputs` give the same numbers.
+    """
     x = x.astype(np.float32)
-    mean = x.mean(axis=(-2, -1), keepdims=True)
-    std = x.std(axis=(-2, -1), keepdims=True)
-    return (x - mean) / np.maximum(std, 4.0)
+    mean = x.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
+    std = x.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
+    return ((x - mean) / np.maximum(std, STD_FLOOR)).astype(np.float32)
+
+
+def _standardise_into(out: np.ndarray, image: np.ndarray) -> None:
+    """:func:`standardise` of one uint8 (H,W) image written into ``out`` (float32 (H,W))."""
+    mean, std = cv2.meanStdDev(image)
+    np.subtract(image, mean[0, 0], out=out, dtype=np.float32)
+    out *= np.float32(1.0 / max(std[0, 0], STD_FLOOR))
+
+
+def prepare_inputs(faces: np.ndarray, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """(N,48,48) uint8 crops -> one (N,1,size,size) float32 network input per size in ``sizes``.
+
+    Each face is denoised once for all sizes (the appliance feeds the ECNN at 48 and the VA
+    net at its own size). Example::
+
+        >>> x48, x64 = prepare_inputs(np.zeros((1, 48, 48), np.uint8), (48, 64))
+        >>> x64.shape
+        (1, 1, 64, 64)
+    """
+    faces = check_faces(faces)
+    outs = tuple(np.empty((faces.shape[0], 1, size, size), dtype=np.float32) for size in sizes)
+    for i, face in enumerate(faces):
+        clean = denoise(face)
+        for size, out in zip(sizes, outs):
+            # the exact (integer) kernel gives the same pixels on x86_64 and aarch64
+            resized = clean if size == FACE_SIZE else cv2.resize(clean, (size, size),
+                                                                 interpolation=cv2.INTER_LINEAR_EXACT)
+            _standardise_into(out[i, 0], resized)
+    return outs
 
 
 def prepare_faces(faces: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
     """(N,48,48) uint8 crops -> (N,1,size,size) float32 network input."""
-    faces = check_faces(faces)
-    out = np.empty((faces.shape[0], 1, size, size), dtype=np.float32)
-    for i, face in enumerate(faces):
-        clean = denoise(face)
-        if size != FACE_SIZE:
-            # the exact (integer) kernel gives the same pixels on x86_64 and aarch64
-            clean = cv2.resize(clean, (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
-        out[i, 0] = standardise(clean)
-    return out
+    return prepare_inputs(faces, (size,))[0]
