@@ -1,6 +1,6 @@
 """Real parts shared by the fault, privacy and soak runs: exported models, face frames, a lock.
 
-- :func:`export_models` writes real TorchScript files (untrained weights, fp32) with sha256 cards,
+- :func:`export_models` writes real TorchScript files (untrained weights, fp32 and int8) with sha256 cards,
   so the appliance starts without the trained ``models/`` (faults need no accurate model).
 - :func:`write_demo_faces` renders the demo camera's astronaut face into PNG frames for an image
   folder source (in a temporary folder only; nothing of the research data is used).
@@ -39,15 +39,19 @@ SHIPPED_MODELS = REPO / "models"
 
 
 def export_models(folder: Path) -> Path:
-    """fp32 TorchScript ECNN and VA nets (untrained) with cards in ``folder``; returns it."""
-    from rescnn_appliance.training.export import save_module, script_fp32
+    """fp32 and int8 TorchScript ECNN and VA nets (untrained) with cards in ``folder``; returns it."""
+    import numpy as np
+
+    from rescnn_appliance.training.export import quantize_int8, save_module, script_fp32
     from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
 
     folder.mkdir(parents=True, exist_ok=True)
+    calibration = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
     for name, net, size in (("ecnn", build_ecnn(), 48), ("va", build_va_mobilenet(), 64)):
         net.eval()
-        variant = save_module(script_fp32(net, size), folder / f"{name}_fp32.pt")
-        card = {"variants": {"fp32": variant}, "input": {"size": size}}
+        variants = {"fp32": save_module(script_fp32(net, size), folder / f"{name}_fp32.pt"),
+                    "int8": save_module(quantize_int8(net, calibration, size), folder / f"{name}_int8.pt")}
+        card = {"variants": variants, "input": {"size": size}}
         (folder / f"{name}.json").write_text(json.dumps(card))
     return folder
 

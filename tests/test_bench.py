@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from rescnn_appliance.cli import main
+from tests.reliability_support import models_for_faults
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("faces", "preprocess", "ecnn", "va", "mood", "track")
@@ -30,17 +31,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped models when present, else real untrained nets exported to TorchScript."""
-    if (REPO / "models" / "ecnn.json").exists() and (REPO / "models" / "va.json").exists():
-        return REPO / "models"
-    from rescnn_appliance.training.export import save_module, script_fp32
-    from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
-
-    out = tmp_path_factory.mktemp("models")
-    for name, net, size in (("ecnn", build_ecnn(), 48), ("va", build_va_mobilenet(), 64)):
-        variants = {"fp32": save_module(script_fp32(net.eval(), size), out / f"{name}_fp32.pt")}
-        (out / f"{name}.json").write_text(json.dumps({"variants": variants,
-                                                      "input": {"size": size}}))
-    return out
+    return models_for_faults(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +97,7 @@ def test_replay_run_writes_every_file_with_sane_numbers(
 
     summary = json.loads((run_dir / "summary.json").read_text())
     (group,) = summary["groups"]
-    assert group["variant"] == "fp32/1t" and group["frames"] == 6 and group["fps"] > 0
+    assert group["variant"] == "int8/1t" and group["frames"] == 6 and group["fps"] > 0
     for stage in STAGES:
         _check_stats(group["stages"][stage])
     system = group["system"]
@@ -195,7 +186,7 @@ def test_labelled_set_gives_accuracy_and_confusion_per_condition(
         assert 0 <= g["accuracy"]["macro_f1"] <= 1
         assert "capture" not in g["stages"] and "faces" not in g["stages"]
         _check_stats(g["stages"]["end_to_end"])
-    assert (run_dir / "confusion_fp32-1t.png").read_bytes()[:8] == PNG
+    assert (run_dir / "confusion_int8-1t.png").read_bytes()[:8] == PNG
     frames = [r for r in _read_log(run_dir) if r["type"] == "frame"]
     assert len(frames) == 84 and all(0 <= r["label"] <= 6 and 0 <= r["pred"] <= 6 for r in frames)
     table = capsys.readouterr().out
