@@ -175,16 +175,22 @@ def _check_value(where: str, key: str, default: Any, value: Any) -> Any:
     return value
 
 
+def _shown(name: str) -> str:
+    """A name from the user's file as it can be shown in one line: quoted when TOML's quoted
+    keys smuggled in a line break or other control character."""
+    return name if name.isprintable() else repr(name)
+
+
 def _merge(values: dict[str, dict[str, Any]], layer: Mapping[str, Any], where: str) -> None:
     for table, entries in layer.items():
         if table not in values:
-            raise ConfigError(f"{where}: unknown section [{table}]")
+            raise ConfigError(f"{where}: unknown section [{_shown(table)}]")
         if not isinstance(entries, Mapping):
             raise ConfigError(f"{where}: [{table}] must be a table")
         for key, value in entries.items():
             name = f"{table}.{key}"
             if key not in values[table]:
-                raise ConfigError(f"{where}: unknown setting {name}")
+                raise ConfigError(f"{where}: unknown setting {_shown(name)}")
             values[table][key] = _check_value(where, name, values[table][key], value)
 
 

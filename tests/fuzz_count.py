@@ -3,6 +3,12 @@
 Hypothesis reports examples per test only with ``--hypothesis-show-statistics``; the figure for
 ``benchmarks/RESULTS-reliability.md`` is the sum printed here (``pytest tests/test_fuzz_*.py``).
 
+Each fuzz module sets itself up with the same three lines::
+
+    COUNT = FuzzCount()
+    FAST = fuzz_settings(100)
+    _report_count = COUNT.reporter("config")
+
 Example::
 
     >>> counter = FuzzCount()
@@ -17,8 +23,19 @@ import collections
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
 
 COUNTS_FILE = Path(__file__).resolve().parent.parent / ".cache" / "fuzz-counts.json"
+
+
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings for a fuzz test: no deadline (the machine may be busy), and function
+    fixtures such as ``tmp_path`` allowed (each example cleans up after itself)."""
+    return settings(max_examples=max_examples, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 class FuzzCount:
@@ -47,3 +64,16 @@ class FuzzCount:
             pass  # a read-only checkout still runs the tests
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.by_target.items()))
         return f"{module}: {self.total} fuzz cases ({parts})"
+
+    def reporter(self, module: str) -> Any:
+        """A module-scoped autouse fixture that prints :meth:`report` when the module ends."""
+
+        @pytest.fixture(scope="module", autouse=True)
+        def _report_count(request: pytest.FixtureRequest):
+            yield
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            line = self.report(module)
+            if reporter is not None:
+                reporter.write_line(line)
+
+        return _report_count

@@ -13,26 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rescnn_appliance.config import DEFAULTS_FILE, ConfigError, Settings, load_settings
-from tests.fuzz_count import FuzzCount
+from tests.fuzz_count import FuzzCount, fuzz_settings
 
 DEFAULTS: dict[str, dict[str, Any]] = tomllib.loads(DEFAULTS_FILE.read_text())
 KEYS = [(table, key) for table, entries in DEFAULTS.items() for key in entries]
 COUNT = FuzzCount()
-FAST = settings(max_examples=100, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_count(request: pytest.FixtureRequest):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = COUNT.report("config")
-    if reporter is not None:
-        reporter.write_line(line)
+FAST = fuzz_settings(100)
+_report_count = COUNT.reporter("config")
 
 
 def _check(path: Path) -> Settings | None:
@@ -93,6 +84,8 @@ def _write(tmp_path: Path, text: str | bytes) -> Path:
 
 @FAST
 @given(entries=st.lists(st.tuples(any_key, values), max_size=6))
+@example(entries=[(("camera", "\n"), [])])  # a quoted key with a line break: still one line
+@example(entries=[(("\r", "x"), 1)])
 def test_settings_with_random_values(tmp_path: Path, entries: list) -> None:
     COUNT.add("values")
     tables: dict[str, dict[str, Any]] = {}
@@ -121,8 +114,7 @@ def test_random_bytes(tmp_path: Path, data: bytes) -> None:
     _check(_write(tmp_path, data))
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@fuzz_settings(80)
 @given(key=known_key, value=values)
 def test_command_line_overrides(key: tuple[str, str], value: Any) -> None:
     """Flags go through the same checks and name 'command line' instead of a file."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rescnn_appliance.vision.frames import (
@@ -20,20 +20,11 @@ from rescnn_appliance.vision.frames import (
     ImageFolderSource,
     VideoFileSource,
 )
-from tests.fuzz_count import FuzzCount
+from tests.fuzz_count import FuzzCount, fuzz_settings
 
 COUNT = FuzzCount()
-FAST = settings(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_count(request: pytest.FixtureRequest):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = COUNT.report("frames")
-    if reporter is not None:
-        reporter.write_line(line)
+FAST = fuzz_settings(40)
+_report_count = COUNT.reporter("frames")
 
 
 def _png(seed: int) -> bytes:

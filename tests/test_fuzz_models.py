@@ -14,24 +14,15 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rescnn_appliance.vision.affect import AffectModel, ModelError, load_verified, read_card
-from tests.fuzz_count import FuzzCount
+from tests.fuzz_count import FuzzCount, fuzz_settings
 
 COUNT = FuzzCount()
-FAST = settings(max_examples=50, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_count(request: pytest.FixtureRequest):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = COUNT.report("models")
-    if reporter is not None:
-        reporter.write_line(line)
+FAST = fuzz_settings(50)
+_report_count = COUNT.reporter("models")
 
 
 class _Tiny(torch.nn.Module):
@@ -127,8 +118,7 @@ def test_card_and_file_combinations(tmp_path: Path, precision: str, card_variant
     assert module(torch.zeros(1, 1, 48, 48)).shape[-1] == 7
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@fuzz_settings(12)
 @given(which=st.sampled_from(["ecnn", "va"]), start=st.integers(0, 10_000),
        junk=st.binary(min_size=1, max_size=200))
 def test_model_folder_with_corrupt_archive_matching_its_card(tmp_path: Path, which: str,

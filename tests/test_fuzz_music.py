@@ -12,27 +12,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from mutagen.flac import FLAC
 
 from rescnn_appliance.music.library import Library
 from rescnn_appliance.music.scan import analyse_file
 from rescnn_appliance.music.va_import import VAImportError, import_csv
-from tests.fuzz_count import FuzzCount
+from tests.fuzz_count import FuzzCount, fuzz_settings
 from tests.music_clips import tone
 
 COUNT = FuzzCount()
-SLOW_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report_count(request: pytest.FixtureRequest):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = COUNT.report("music")
-    if reporter is not None:
-        reporter.write_line(line)
+_report_count = COUNT.reporter("music")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ tag_text = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_si
                                       "0,5", "", "\x00"]))
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=SLOW_OK)
+@fuzz_settings(20)
 @given(valence=tag_text, arousal=tag_text, title=tag_text, artist=tag_text)
 def test_random_tag_values(tmp_path: Path, flac: Path, valence: str, arousal: str, title: str,
                            artist: str) -> None:
@@ -81,7 +72,7 @@ def _unit(text: str) -> bool:
     return _number(text) and -1.0 <= float(text) <= 1.0
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=SLOW_OK)
+@fuzz_settings(4)
 @given(values=st.lists(st.tuples(tag_text, tag_text), min_size=2, max_size=4),
        garbage=st.binary(min_size=1, max_size=200))
 def test_scan_goes_on_past_bad_tags_and_files(tmp_path: Path, flac: Path, values: list,
@@ -113,7 +104,7 @@ header = st.lists(st.sampled_from(["path", "artist", "title", "track_name", "val
                                    "energy", "Valence", "x", ""]), min_size=0, max_size=5)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=SLOW_OK)
+@fuzz_settings(40)
 @given(columns=header, rows=st.lists(st.lists(cell, max_size=6), max_size=8))
 def test_random_csv(tmp_path: Path, columns: list, rows: list) -> None:
     COUNT.add("csv random")
@@ -147,7 +138,7 @@ bad_row = st.one_of(
     st.just(("bad", ["/m/c.flac", "0.1"])))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=SLOW_OK)
+@fuzz_settings(30)
 @given(rows=st.lists(st.one_of(good_row, bad_row), max_size=10))
 def test_csv_good_rows_kept_bad_rows_named(tmp_path: Path, rows: list) -> None:
     """Every good row imported, every bad row one message naming FILE:LINE."""
