@@ -19,8 +19,10 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from rescnn_appliance.music.tags import TrackTags
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".m4a"})
 # libsndfile has no AAC decoder: an m4a needs VA from its tags or an imported CSV.
@@ -28,20 +30,20 @@ UNDECODABLE = frozenset({".m4a"})
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class FileResult:
-    """What analysing one file produced; ``error`` set means the file is unusable."""
+@dataclass(kw_only=True)
+class FileResult(TrackTags):
+    """What analysing one file produced: its tags (``genre`` is "" when the file has none) and
+    where its valence/arousal came from; ``error`` set means the file is unusable.
+
+    Example::
+
+        >>> FileResult(path="/music/a.ogg", size=10, mtime=0.0, title="a").artist is None
+        True
+    """
 
     path: str
     size: int
     mtime: float
-    title: str | None = None
-    artist: str | None = None
-    album: str | None = None
-    genre: str | None = None  # "" when the file has no genre tag
-    duration_s: float | None = None
-    valence: float | None = None
-    arousal: float | None = None
     va_source: str | None = None
     error: str | None = None
     note: str | None = None
@@ -147,11 +149,11 @@ def analyse_file(item: tuple[str, int, float]) -> FileResult:
         res.genre = ""  # looked at: no genre tag (None is a row from before genres were read)
         try:
             tags = read_tags(path)
-            res.title, res.artist, res.album = tags.title, tags.artist, tags.album
+            for f in fields(TrackTags):
+                setattr(res, f.name, getattr(tags, f.name))
             res.genre = tags.genre or ""
-            res.duration_s, res.note = tags.duration_s, tags.note
             if tags.valence is not None:
-                res.valence, res.arousal, res.va_source = tags.valence, tags.arousal, "tags"
+                res.va_source = "tags"
         except (mutagen.MutagenError, ValueError, KeyError, IndexError, TypeError) as exc:
             res.note = f"unreadable tags ({type(exc).__name__}: {exc})"
         if res.title is None:

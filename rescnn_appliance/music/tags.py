@@ -22,16 +22,24 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-import mutagen
-from mutagen.easyid3 import EasyID3
-from mutagen.easymp4 import EasyMP4Tags
 
-for _key in ("VALENCE", "AROUSAL"):
-    EasyID3.RegisterTXXXKey(_key.lower(), _key)
-    EasyMP4Tags.RegisterFreeformKey(_key.lower(), _key)
+@functools.cache
+def _mutagen() -> ModuleType:
+    """mutagen, with the VALENCE/AROUSAL keys registered; imported on first use so that the
+    appliance's start-up (which only needs :class:`TrackTags`) does not pay for it."""
+    import mutagen
+    from mutagen.easyid3 import EasyID3
+    from mutagen.easymp4 import EasyMP4Tags
+
+    for key in ("VALENCE", "AROUSAL"):
+        EasyID3.RegisterTXXXKey(key.lower(), key)
+        EasyMP4Tags.RegisterFreeformKey(key.lower(), key)
+    return mutagen
 
 
 @dataclass
@@ -79,7 +87,7 @@ def _unit(text: str | None) -> float | None:
 
 def read_tags(path: str | Path) -> TrackTags:
     """Read tags with mutagen; raises ``mutagen.MutagenError`` or ``OSError`` on unreadable files."""
-    audio = mutagen.File(str(path), easy=True)
+    audio = _mutagen().File(str(path), easy=True)
     out = TrackTags()
     if audio is None:
         return out
