@@ -188,7 +188,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"change against the previous run on this board ({prev['run']}):")
         for c in prev["changes"]:
-            if c["measure"].startswith(("end_to_end", "fps")):
+            if c["measure"].startswith(("reading", "end_to_end", "fps")):
                 lines.append(f"  {c['variant']:<10} {c['condition'] or '-':<13} {c['measure']:<18} "
                              f"{_num(c['before'])} -> {_num(c['now'])}  {c['change']}")
     else:

@@ -24,7 +24,7 @@ from tests.reliability_support import models_for_faults
 
 REPO = Path(__file__).resolve().parent.parent
 PARTS = ("faces", "preprocess", "ecnn", "va", "mood", "track")
-STAGES = ("capture", *PARTS, "end_to_end", "end_to_end_cpu")
+STAGES = ("capture", *PARTS, "reading", "end_to_end", "end_to_end_cpu")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -93,6 +93,8 @@ def test_replay_run_writes_every_file_with_sane_numbers(
     for f in with_face:
         parts = sum(f[f"{s}_ms"] for s in PARTS)
         assert f["end_to_end_ms"] == pytest.approx(parts, rel=0.05, abs=0.05)
+        # frame to reading: everything up to the smoothed mood, not the track choice
+        assert f["reading_ms"] == pytest.approx(parts - f["track_ms"], rel=0.05, abs=0.05)
         assert 0 < f["end_to_end_cpu_ms"] <= f["end_to_end_ms"] * 1.05 + 0.5
 
     summary = json.loads((run_dir / "summary.json").read_text())
