@@ -18,20 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rescnn_appliance.training.datasets import load_faces, training_rows
+from rescnn_appliance.training.datasets import load_faces
 from rescnn_appliance.training.export import quantize_int8, script_fp32
-from rescnn_appliance.training.metrics import ccc
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
-from rescnn_appliance.vision.preprocess import prepare_faces
+from rescnn_appliance.training.ship import calibration_faces
+from rescnn_appliance.training.train import evaluate_task
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
-
-
-def outputs(module: torch.jit.ScriptModule, faces: np.ndarray, size: int) -> np.ndarray:
-    with torch.inference_mode():
-        return np.concatenate([module(torch.from_numpy(prepare_faces(faces[i : i + 512], size))).float().numpy()
-                               for i in range(0, len(faces), 512)])
 
 
 def main() -> None:
@@ -43,15 +37,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     fer_train = load_faces(args.fer, "train")
-    calib = fer_train.x[training_rows(fer_train)][:: max(1, len(fer_train) // 512)][:512]  # as training.ship
+    calib = calibration_faces(fer_train)
     fer_val, aff_val = load_faces(args.fer, "val"), load_faces(args.affectnet, "val")
     va_size = int(json.loads((args.checkpoints / "va" / "history.json").read_text())["config"]["input_size"])
+    val = {"ecnn": (fer_val.x, fer_val.y, 48),
+           "va": (aff_val.x, np.stack([aff_val.valence, aff_val.arousal], 1), va_size)}
 
     def scores(name: str, module: torch.jit.ScriptModule) -> dict[str, float]:
-        if name == "ecnn":
-            return {"accuracy": float((outputs(module, fer_val.x, 48).argmax(1) == fer_val.y).mean())}
-        out = outputs(module, aff_val.x, va_size)
-        return {"ccc_valence": ccc(aff_val.valence, out[:, 0]), "ccc_arousal": ccc(aff_val.arousal, out[:, 1])}
+        x, targets, size = val[name]
+        return evaluate_task(name, module, x, targets, size, torch.device("cpu"))
 
     rows = []
     for name, build, size in (("ecnn", build_ecnn, 48), ("va", build_va_mobilenet, va_size)):

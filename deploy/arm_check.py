@@ -216,7 +216,7 @@ def check(args: argparse.Namespace) -> int:
     from rescnn_appliance.vision.preprocess import denoise
 
     print("network inputs (prepare_faces):")
-    # standardise() divides by the cleaned crop's std, so |difference| * std is about grey levels.
+    # the standardisation divides by the cleaned crop's std, so |difference| * std is about grey levels.
     std = np.maximum([denoise(face).std() for face in faces], 4.0)[:, None, None, None]
     for net, tensor in network_inputs(Path(args.models), faces).items():
         if tensor.shape != ref_inputs[net].shape:

@@ -68,7 +68,6 @@ class BenchPipeline:
         self._torch = torch
         self.finder, self.model, self.tracker = finder, model, tracker
         self.recommender = recommender
-        self.va_size = model.va_size
 
     def timed(self, image: np.ndarray, t: float) -> dict[str, Any]:
         """Run one grayscale frame through every stage; milliseconds per stage."""

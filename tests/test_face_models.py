@@ -25,7 +25,7 @@ from rescnn_appliance.training.recipes import train_ecnn
 from rescnn_appliance.training.ship import with_warm_starts
 from rescnn_appliance.training.train import TrainConfig
 from rescnn_appliance.vision.affect import AffectModel, ModelError
-from rescnn_appliance.vision.preprocess import FaceInputError, denoise, prepare_faces, prepare_inputs, standardise
+from rescnn_appliance.vision.preprocess import FaceInputError, denoise, prepare_faces, prepare_inputs
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models"
@@ -129,16 +129,19 @@ def test_int8_and_fp32_predict_shapes_and_bad_input(model_dir: Path) -> None:
         model.predict(np.zeros((5, 48, 48), np.float32))
 
 
-def test_appliance_inputs_equal_the_training_preprocessing() -> None:
-    """The appliance denoises each crop once for both models; the inputs must still be exactly
-    what training fed each network (batch standardisation and the one-image path agree)."""
+def test_appliance_inputs_are_the_papers_preprocessing_at_each_size() -> None:
+    """The appliance denoises each crop once for both models; each input must still be the crop
+    denoised, resized to that network's size and standardised on its own (flat crops included)."""
     faces = np.random.default_rng(3).integers(0, 256, (6, 48, 48), dtype=np.uint8)
-    x48, x64 = prepare_inputs(faces, (48, 64))
-    np.testing.assert_array_equal(x48, prepare_faces(faces))
-    np.testing.assert_array_equal(x64, prepare_faces(faces, 64))
-    by_hand = standardise(np.stack([cv2.resize(denoise(f), (64, 64), interpolation=cv2.INTER_LINEAR_EXACT)
-                                    for f in faces]))
-    np.testing.assert_allclose(x64[:, 0], by_hand, atol=1e-5)
+    faces[0] = 90  # flat: the deviation floor keeps it at zeros, not noise
+    for size, x in zip((48, 64), prepare_inputs(faces, (48, 64))):
+        clean = np.stack([cv2.resize(denoise(f), (size, size), interpolation=cv2.INTER_LINEAR_EXACT)
+                          for f in faces]).astype(np.float64)
+        mean = clean.mean(axis=(1, 2), keepdims=True)
+        by_hand = (clean - mean) / np.maximum(clean.std(axis=(1, 2), keepdims=True), 4.0)
+        assert x.shape == (6, 1, size, size)
+        np.testing.assert_allclose(x[:, 0], by_hand, atol=1e-5)
+    np.testing.assert_array_equal(prepare_faces(faces, 64), prepare_inputs(faces, (48, 64))[1])
 
 
 def test_preprocessing_cancels_illumination_gain() -> None:

@@ -8,9 +8,10 @@
   0.4), on its artist (0.4) and on its genre (0.6: the first genre tagged, case folded;
   untagged tracks share none; how much better than the user's average press the presses in
   that genre were, with each other household user's presses counting 0.3 of the user's own)
-  and item-item collaborative filtering over every household user's feedback (0.4), each squashed to -1..1, and clips the sum to -1..1. Like +1,
-  complete +0.1, skip -0.5; feedback given in the target mood counts fully, in other moods
-  50%, so what someone likes when calm matters most when they are calm again.
+  and item-item collaborative filtering over every household user's feedback (0.4), each
+  squashed to -1..1, and clips the sum to -1..1. Like +1, complete +0.1, skip -0.5; feedback
+  given in the target mood counts fully, in other moods 50%, so what someone likes when calm
+  matters most when they are calm again.
 
 Never-again tracks never return for that user; the last ``no_repeat`` choices are not repeated;
 with probability ``explore`` the pick is limited to tracks the user has not heard. A new user

@@ -45,6 +45,12 @@ def _load_best(ck_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
     return json.loads((ck_dir / "history.json").read_text())
 
 
+def calibration_faces(fer_train: Any, n: int = 512) -> np.ndarray:
+    """The int8 calibration set: ``n`` FER2013 training faces spread evenly over the rows used
+    for training."""
+    return fer_train.x[training_rows(fer_train)][:: max(1, len(fer_train) // n)][:n]
+
+
 def with_warm_starts(history: dict[str, Any], base: Path) -> dict[str, Any]:
     """The run's history with the runs it was warm-started from (``init_from``) put in front:
     their epochs first and renumbered so the curves show the whole training, and their recipes
@@ -92,7 +98,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     fer_train = load_faces(fer_path, "train")
-    calib = fer_train.x[training_rows(fer_train)][:: max(1, len(fer_train) // 512)][:512]
+    calib = calibration_faces(fer_train)
 
     ecnn = build_ecnn().eval()
     ecnn_hist = with_warm_starts(_load_best(ck_root / "ecnn", ecnn), ck_root.parent)

@@ -45,20 +45,9 @@ def denoise(face: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(cv2.medianBlur(face, 3), (3, 3), GAUSSIAN_SIGMA)
 
 
-def standardise(x: np.ndarray) -> np.ndarray:
-    """Per-image zero mean, unit variance over the last two axes (float32).
-
-    Mean and deviation are taken in float64 (as :func:`cv2.meanStdDev` does for one image), so
-    the batch form and the one-image form in :func:`prepare_inputs` give the same numbers.
-    """
-    x = x.astype(np.float32)
-    mean = x.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
-    std = x.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
-    return ((x - mean) / np.maximum(std, STD_FLOOR)).astype(np.float32)
-
-
 def _standardise_into(out: np.ndarray, image: np.ndarray) -> None:
-    """:func:`standardise` of one uint8 (H,W) image written into ``out`` (float32 (H,W))."""
+    """Zero mean, unit variance (deviation floored at ``STD_FLOOR``) of one uint8 (H,W) image,
+    written into ``out`` (float32 (H,W)); mean and deviation are taken in float64."""
     mean, std = cv2.meanStdDev(image)
     np.subtract(image, mean[0, 0], out=out, dtype=np.float32)
     out *= np.float32(1.0 / max(std[0, 0], STD_FLOOR))
