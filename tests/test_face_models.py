@@ -13,15 +13,19 @@ import torch
 
 from rescnn_appliance.cli import main
 from rescnn_appliance.training.datasets import (
+    AFFECTNET_CLASSES,
     FER_CLASSES,
     DatasetError,
+    FaceSet,
+    expression_distribution,
+    fer_va_targets,
     load_faces,
     load_fer_csv,
     load_image_folder,
 )
 from rescnn_appliance.training.export import quantize_int8, save_module, script_fp32
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters
-from rescnn_appliance.training.recipes import train_ecnn
+from rescnn_appliance.training.recipes import train_ecnn, train_va
 from rescnn_appliance.training.ship import with_warm_starts
 from rescnn_appliance.training.train import TrainConfig
 from rescnn_appliance.vision.affect import AffectModel, ModelError
@@ -49,6 +53,70 @@ def test_parameter_budgets_and_shapes() -> None:
     assert ecnn(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
     out = va.eval()(torch.randn(3, 1, 64, 64))
     assert out.shape == (3, 2) and out.abs().max() <= 1
+    # the expression-conditioned VA net: two outputs for the appliance, class logits only in training
+    va8 = build_va_mobilenet(classes=8)
+    assert count_parameters(va8) <= 1_800_000
+    out = va8.eval()(torch.randn(3, 1, 64, 64))
+    assert out.shape == (3, 2) and out.abs().max() <= 1
+    assert va8.train()(torch.randn(3, 1, 64, 64)).shape == (3, 10)
+
+
+def test_va_follows_the_recognised_expression() -> None:
+    """With no per-face correction, a face read as one expression gets that expression's
+    (valence, arousal) coordinates; an even mix gets their mean (before the tanh)."""
+    coords = torch.tensor([[0.0, 0.0], [0.7, 0.1], [-0.6, -0.3], [0.2, 0.7],
+                           [-0.1, 0.8], [-0.7, 0.4], [-0.4, 0.6], [-0.5, 0.6]])
+    va = build_va_mobilenet(classes=8).eval()
+    va.set_class_coordinates(coords)
+    last = va.head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[2 + AFFECTNET_CLASSES.index("happy")] = 30.0
+        happy = va(torch.randn(2, 1, 64, 64))
+        last.bias[2 + AFFECTNET_CLASSES.index("sad")] = 30.0
+        mixed = va(torch.randn(1, 1, 64, 64))
+    assert torch.allclose(happy, coords[1].expand(2, 2), atol=1e-4)
+    expected = torch.tanh((torch.atanh(coords[1]) + torch.atanh(coords[2])) / 2)
+    assert torch.allclose(mixed[0], expected, atol=1e-4)
+
+
+def test_expression_targets_follow_the_ferplus_votes() -> None:
+    ferplus = np.array([
+        [0, 10, 0, 0, 0, 0, 0, 0, 0, 0],      # all happiness
+        [5, 0, 5, 0, 0, 0, 0, 0, 0, 0],       # neutral and surprise
+        [0, 0, 0, 0, 0, 0, 0, 4, 0, 6],       # contempt, rest not-a-face
+        [-1] * 10,                            # not matched: the FER2013 label decides
+    ], np.int8)
+    faces = FaceSet(np.zeros((4, 48, 48), np.uint8), y=np.array([3, 6, 0, 4]), ferplus=ferplus)
+    dist = expression_distribution(faces)
+    named = [dict(zip(AFFECTNET_CLASSES, row.round(3).tolist())) for row in dist]
+    assert named[0]["happy"] == 1.0
+    assert named[1]["neutral"] == 0.5 and named[1]["surprise"] == 0.5
+    assert named[2]["contempt"] == 1.0
+    assert named[3]["sad"] == 1.0
+    # the VA targets of FER faces are the same votes put through the class coordinates
+    coords = np.random.default_rng(0).uniform(-1, 1, (8, 2)).astype(np.float32)
+    v, a = fer_va_targets(faces, coords)
+    assert np.allclose(np.stack([v, a], 1), dist @ coords, atol=1e-6)
+
+
+def test_short_real_va_training_from_a_plain_regressor(shared_data: Path, tmp_path: Path) -> None:
+    """The expression-conditioned VA net trains on real faces, warm-started from a plain
+    regressor's weights (its two outputs become the per-face correction)."""
+    plain = build_va_mobilenet()
+    torch.save(plain.state_dict(), tmp_path / "plain.pt")
+    cfg = TrainConfig(task="va", epochs=3, batch_size=32, lr=0.02, limit=256, threads=1, input_size=48,
+                      affectnet_repeat=1, fer_per_epoch=256, init_from=str(tmp_path / "plain.pt"))
+    history = train_va(fer_npz(shared_data), shared_data / "affectnet_va" / "affectnet_va_dev.npz",
+                       tmp_path / "va", cfg)
+    losses = [e["train_loss"] for e in history["epochs"]]
+    assert losses[-1] < losses[0]
+    trained = build_va_mobilenet(classes=8)
+    trained.load_state_dict(torch.load(tmp_path / "va" / "best.pt"))
+    assert not torch.equal(trained.head[0].weight, plain.head[0].weight)  # it learnt
+    coords = np.load(tmp_path / "va" / "circumplex_coords.npy")
+    assert coords.shape == (8, 2) and coords[AFFECTNET_CLASSES.index("happy"), 0] > 0.3
 
 
 def test_short_real_training_lowers_loss(shared_data: Path, tmp_path: Path) -> None:
@@ -74,7 +142,8 @@ def test_short_real_training_lowers_loss(shared_data: Path, tmp_path: Path) -> N
 
 def test_export_round_trip_matches_eager() -> None:
     torch.manual_seed(0)
-    for model, size in ((build_ecnn().eval(), 48), (build_va_mobilenet().eval(), 64)):
+    for model, size in ((build_ecnn().eval(), 48), (build_va_mobilenet().eval(), 64),
+                        (build_va_mobilenet(classes=8).eval(), 64)):
         x = torch.randn(4, 1, size, size)
         scripted = script_fp32(model, size)
         with torch.no_grad():

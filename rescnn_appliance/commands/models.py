@@ -56,6 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, default=64, choices=range(48, 113), metavar="48..112")
     p.add_argument("--affectnet-repeat", type=int, default=3, help="AffectNet faces shown N times per epoch")
     p.add_argument("--fer-per-epoch", type=int, default=9000, help="FER faces drawn per epoch")
+    p.add_argument("--va-classes", type=int, default=8, choices=(0, 8),
+                   help="8: the head also learns the AffectNet expressions and VA follows them; 0: plain regressor")
+    p.add_argument("--class-loss-weight", type=float, default=1.0, help="weight of the expression loss")
     _train_args(p, epochs=20, lr=0.03, batch=64)
     p.set_defaults(func=_train_va)
 
@@ -67,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _config(args: argparse.Namespace, task: str, input_size: int = 48):
     from rescnn_appliance.training.train import TrainConfig
 
-    extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch") if hasattr(args, k)}
+    extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch", "va_classes", "class_loss_weight") if hasattr(args, k)}
     if args.init_from is not None:
         extra["init_from"] = str(_existing(args.init_from, "starting weights"))
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,

@@ -219,13 +219,26 @@ def circumplex_coordinates(affectnet: FaceSet) -> np.ndarray:
     return coords
 
 
+FER_TO_AFFECTNET = np.array([6, 5, 4, 1, 2, 3, 0])  # FER class order -> AffectNet class
+
+
+def expression_distribution(faces: FaceSet) -> np.ndarray:
+    """(N,8) distribution over the AffectNet expressions for FER faces: the FER+ votes (contempt
+    included; unknown and not-a-face dropped), else one-hot on the FER2013 label."""
+    dist = np.eye(len(AFFECTNET_CLASSES), dtype=np.float32)[FER_TO_AFFECTNET[faces.y]]
+    if faces.ferplus is not None:
+        votes = faces.ferplus[:, :8].astype(np.float32)
+        valid = (faces.ferplus[:, 0] >= 0) & (votes.sum(1) > 0)
+        dist[valid] = (votes[valid] / votes[valid].sum(1, keepdims=True))[:, np.argsort(FERPLUS_TO_AFFECTNET)]
+    return dist
+
+
 def fer_va_targets(faces: FaceSet, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Valence/arousal for FER images: FER+ vote-weighted mean of the class coordinates.
 
     Rows without usable votes fall back to the coordinate of their FER2013 label.
     """
-    fer_to_affectnet = np.array([6, 5, 4, 1, 2, 3, 0])  # FER order -> AffectNet class
-    va = coords[fer_to_affectnet[faces.y]].copy()
+    va = coords[FER_TO_AFFECTNET[faces.y]].copy()
     if faces.ferplus is not None:
         votes = faces.ferplus[:, :8].astype(np.float32)
         valid = (faces.ferplus[:, 0] >= 0) & (votes.sum(1) > 0)

@@ -11,10 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from rescnn_appliance.training.datasets import (
+    AFFECTNET_CLASSES,
     balanced_indices,
     circumplex_coordinates,
+    expression_distribution,
     fer_va_targets,
     load_affectnet,
     load_faces,
@@ -48,6 +51,9 @@ def train_ecnn(path: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False
 
 
 def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[TrainData, int, np.ndarray]:
+    """Faces and targets for the VA net: columns valence, arousal, then (with ``cfg.va_classes``)
+    the distribution over the 8 AffectNet expressions: one-hot for AffectNet rows, the FER+
+    votes for FER rows (their FER2013 label where the votes are missing)."""
     aff_train = load_affectnet(affectnet_path, "train")
     aff_val = load_affectnet(affectnet_path, "val")
     coords = circumplex_coordinates(aff_train)  # estimated from AffectNet training rows only
@@ -62,6 +68,10 @@ def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[Tra
         np.stack([aff_train.valence, aff_train.arousal], 1),
         np.stack([fv, fa], 1),
     ]).astype(np.float32)
+    if cfg.va_classes:
+        targets = np.concatenate([targets, np.concatenate([
+            np.eye(len(AFFECTNET_CLASSES), dtype=np.float32)[aff_train.extra["exp_affectnet"]],
+            expression_distribution(fer)])], 1)
     val_t = np.stack([aff_val.valence, aff_val.arousal], 1).astype(np.float32)
     return TrainData(x, targets, None, aff_val.x, val_t), len(aff_train), coords
 
@@ -84,4 +94,7 @@ def train_va(fer_path: Path, affectnet_path: Path, out_dir: Path, cfg: TrainConf
 
     out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / "circumplex_coords.npy", coords)
-    return train(build_va_mobilenet(), data, cfg, out_dir, resume, order)
+    model = build_va_mobilenet(classes=cfg.va_classes)
+    if cfg.va_classes:
+        model.set_class_coordinates(torch.from_numpy(coords))
+    return train(model, data, cfg, out_dir, resume, order)

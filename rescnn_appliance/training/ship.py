@@ -40,6 +40,28 @@ AFFECTNET_DATA = ("AffectNet (Mollahosseini et al. 2017) valence/arousal subset 
                   "the per-class circumplex coordinates, 'val' for selection. Research use only.")
 
 
+VA_ARCHITECTURE = {
+    False: "MobileNetV3-Small, 1-channel input, tanh 2-value head (rescnn_appliance.training.nets)",
+    True: ("MobileNetV3-Small, 1-channel input; the head scores the 8 AffectNet expressions and outputs "
+           "tanh(learnt per-class (valence, arousal) coordinates weighted by the expression probabilities "
+           "+ a per-face correction) (rescnn_appliance.training.nets.MobileNetV3VA, classes=8)"),
+}
+VA_TARGETS = ("AffectNet rows: their own annotations. FER2013 rows: FER+ vote-weighted mean of per-class "
+              "(valence, arousal) centroids estimated from the AffectNet training rows; rows without "
+              "votes use their FER2013 label's centroid. Loss 1 - CCC (mean of V and A) + 0.5 MSE.")
+VA_CLASS_TARGETS = (" Expression targets for the class head: AffectNet rows their own label (one-hot), FER2013 "
+                    "rows their FER+ vote distribution (else their FER2013 label); cross-entropy added to the loss "
+                    "with the recipe's class_loss_weight. The per-class coordinates start at the centroids above "
+                    "and are learnt.")
+
+
+def best_summary(best: dict[str, Any]) -> str:
+    """A run's best epoch in words: accuracy for the ECNN, CCC for the VA net."""
+    if "accuracy" in best:
+        return f"best val accuracy {best['accuracy']:.4f}"
+    return f"best val CCC valence {best['ccc_valence']:.3f} / arousal {best['ccc_arousal']:.3f}"
+
+
 def _load_best(ck_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
     model.load_state_dict(torch.load(ck_dir / "best.pt", map_location="cpu"))
     return json.loads((ck_dir / "history.json").read_text())
@@ -103,9 +125,10 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     ecnn = build_ecnn().eval()
     ecnn_hist = with_warm_starts(_load_best(ck_root / "ecnn", ecnn), ck_root.parent)
     va_hist_path = ck_root / "va"
-    va_size = int(json.loads((va_hist_path / "history.json").read_text())["config"]["input_size"])
-    va = build_va_mobilenet().eval()
-    va_hist = _load_best(va_hist_path, va)
+    va_config = json.loads((va_hist_path / "history.json").read_text())["config"]
+    va_size, va_classes = int(va_config["input_size"]), int(va_config.get("va_classes", 0))
+    va = build_va_mobilenet(classes=va_classes).eval()
+    va_hist = with_warm_starts(_load_best(va_hist_path, va), ck_root.parent)
 
     ecnn_card: dict[str, Any] = {
         "name": "ecnn", "task": "7-class facial emotion (FER2013 order)", "classes": list(FER_CLASSES),
@@ -117,15 +140,13 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     }
     va_card: dict[str, Any] = {
         "name": "va", "task": "valence and arousal in [-1, 1]",
-        "architecture": "MobileNetV3-Small, 1-channel input, tanh 2-value head (rescnn_appliance.training.nets)",
+        "architecture": VA_ARCHITECTURE[bool(va_classes)],
         **describe(va, va_size), "input": {"size": va_size, "channels": 1, "dtype": "uint8 48x48 crop, resized",
                                            "preprocessing": PREPROCESSING},
         "output": "(N,2) valence, arousal", "training_data": AFFECTNET_DATA + " " + FER_DATA,
-        "va_targets": ("AffectNet rows: their own annotations. FER2013 rows: FER+ vote-weighted mean of per-class "
-                       "(valence, arousal) centroids estimated from the AffectNet training rows; rows without "
-                       "votes use their FER2013 label's centroid. Loss 1 - CCC (mean of V and A) + 0.5 MSE."),
+        "va_targets": VA_TARGETS + (VA_CLASS_TARGETS if va_classes else ""),
         "circumplex_coordinates": np.load(va_hist_path / "circumplex_coords.npy").round(4).tolist(),
-        "recipe": va_hist["config"], "best_epoch": va_hist["best"],
+        "recipe": va_hist["config"], "best_epoch": va_hist["best"], "warm_starts": va_hist["warm_starts"],
         "variants": _export_pair(va, "va", va_size, calib, out),
     }
     for name, card in (("ecnn", ecnn_card), ("va", va_card)):
@@ -160,10 +181,10 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  "brightness/contrast, Gaussian and impulse noise, illumination gain)."), ""]
         starts = card.get("warm_starts", [])
         if starts:
-            runs = [f"run {i + 1} ({w['recipe']['epochs']} epochs, lr {w['recipe']['lr']}): best val accuracy "
-                    f"{w['best_epoch']['accuracy']:.4f} at its epoch {w['best_epoch']['epoch']}"
+            runs = [f"run {i + 1} ({w['recipe']['epochs']} epochs, lr {w['recipe']['lr']}): "
+                    f"{best_summary(w['best_epoch'])} at its epoch {w['best_epoch']['epoch']}"
                     for i, w in enumerate(starts)]
-            runs.append(f"run {len(starts) + 1} (the recipe above): {card['best_epoch']['accuracy']:.4f} at its "
+            runs.append(f"run {len(starts) + 1} (the recipe above): {best_summary(card['best_epoch'])} at its "
                         f"epoch {card['best_epoch']['epoch']}")
             lines += [(f"Trained in {len(runs)} runs, each started from the previous run's best weights on a fresh "
                        f"schedule: {'; '.join(runs)}. The curves show all of them."), ""]

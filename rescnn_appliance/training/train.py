@@ -57,6 +57,8 @@ class TrainConfig:
     affectnet_repeat: int = 3  # va: times each AffectNet training face is shown per epoch
     fer_per_epoch: int = 9000  # va: FER faces (FER+-derived targets) drawn afresh per epoch
     init_from: str = ""  # weights (a best.pt state dict) to start from; a fresh schedule, not a resume
+    va_classes: int = 8  # va: expression classes the head also learns (0: a plain regressor)
+    class_loss_weight: float = 1.0  # va: weight of the expression cross-entropy beside 1 - CCC
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
@@ -89,6 +91,36 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     cov = ((pred - pm) * (target - tm)).mean(0)
     c = 2 * cov / (pred.var(0, unbiased=False) + target.var(0, unbiased=False) + (pm - tm) ** 2 + 1e-8)
     return (1 - c).mean() + 0.5 * F.mse_loss(pred, target)
+
+
+def va_multitask_loss(out: torch.Tensor, target: torch.Tensor, class_weight: float) -> torch.Tensor:
+    """1 - CCC on the two VA columns plus ``class_weight`` x cross-entropy against the soft
+    class distribution in the remaining columns (a plain regressor has only the two)."""
+    loss = ccc_loss(out[:, :2], target[:, :2])
+    if out.shape[1] > 2:
+        loss = loss + class_weight * -(target[:, 2:] * F.log_softmax(out[:, 2:], 1)).sum(1).mean()
+    return loss
+
+
+def warm_start(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``state`` into ``model``; a tensor whose first dimension grew (a head that now has
+    more outputs) fills its leading rows, and tensors the state lacks keep their fresh values.
+    Returns the names not copied whole, for the log."""
+    own = model.state_dict()
+    partial = []
+    for name, value in state.items():
+        if name not in own:
+            raise KeyError(f"warm start: {name} is not in this network")
+        target = own[name]
+        if target.shape == value.shape:
+            target.copy_(value)
+        elif target.dim() == value.dim() and target.shape[1:] == value.shape[1:] and target.shape[0] > value.shape[0]:
+            target[: value.shape[0]].copy_(value)
+            partial.append(name)
+        else:
+            raise ValueError(f"warm start: {name} has shape {tuple(value.shape)}, the network {tuple(target.shape)}")
+    partial.extend(sorted(set(own) - set(state)))
+    return partial
 
 
 @dataclass
@@ -166,8 +198,9 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     if cfg.init_from and not (resume and (out_dir / "last.pt").exists()):
-        model.load_state_dict(torch.load(cfg.init_from, map_location="cpu", weights_only=True))
-        log.info("starting from the weights in %s", cfg.init_from)
+        fresh = warm_start(model, torch.load(cfg.init_from, map_location="cpu", weights_only=True))
+        log.info("starting from the weights in %s%s", cfg.init_from,
+                 f" (not copied whole: {', '.join(fresh)})" if fresh else "")
     model.to(device, memory_format=torch.channels_last)  # 2-4x faster convs on CPU
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
@@ -221,7 +254,7 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
                 if cfg.task == "ecnn":
                     loss = F.cross_entropy(out.float(), target, label_smoothing=cfg.label_smoothing)
                 else:
-                    loss = ccc_loss(out.float(), target)
+                    loss = va_multitask_loss(out.float(), target, cfg.class_loss_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
