@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
+from rescnn_appliance.training.ship import load_best
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,9 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = []
-    for name, build, size in (("ecnn", build_ecnn, 48), ("va", build_va_mobilenet, 64)):
-        model = build().eval()
-        model.load_state_dict(torch.load(args.checkpoints / name / "best.pt", map_location="cpu", weights_only=True))
+    for name in ("ecnn", "va"):
+        model, history = load_best(args.checkpoints / name)
+        size = int(history["config"]["input_size"])
         x = torch.randn(1, 1, size, size)
         nchw = frozen(model, torch.contiguous_format, x)
         nhwc = frozen(model, torch.channels_last, x)

@@ -20,8 +20,7 @@ import torch
 
 from rescnn_appliance.training.datasets import load_faces
 from rescnn_appliance.training.export import quantize_int8, script_fp32
-from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet
-from rescnn_appliance.training.ship import calibration_faces
+from rescnn_appliance.training.ship import calibration_faces, load_best
 from rescnn_appliance.training.train import evaluate_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,9 +47,8 @@ def main() -> None:
         return evaluate_task(name, module, x, targets, size, torch.device("cpu"))
 
     rows = []
-    for name, build, size in (("ecnn", build_ecnn, 48), ("va", build_va_mobilenet, va_size)):
-        model = build().eval()
-        model.load_state_dict(torch.load(args.checkpoints / name / "best.pt", map_location="cpu", weights_only=True))
+    for name, size in (("ecnn", 48), ("va", va_size)):
+        model, _ = load_best(args.checkpoints / name)
         for variant, module in (("fp32", script_fp32(model, size)),
                                 ("int8, stock ranges", quantize_int8(model, calib, size, per_batch_ranges=False)),
                                 ("int8, mean per-batch ranges (shipped)", quantize_int8(model, calib, size))):

@@ -27,7 +27,7 @@ from rescnn_appliance.training.export import quantize_int8, save_module, script_
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters
 from rescnn_appliance.training.recipes import train_ecnn, train_va
 from rescnn_appliance.training.ship import with_warm_starts
-from rescnn_appliance.training.train import TrainConfig
+from rescnn_appliance.training.train import TrainConfig, warm_start
 from rescnn_appliance.vision.affect import AffectModel, ModelError
 from rescnn_appliance.vision.preprocess import FaceInputError, denoise, prepare_faces, prepare_inputs
 
@@ -59,6 +59,25 @@ def test_parameter_budgets_and_shapes() -> None:
     out = va8.eval()(torch.randn(3, 1, 64, 64))
     assert out.shape == (3, 2) and out.abs().max() <= 1
     assert va8.train()(torch.randn(3, 1, 64, 64)).shape == (3, 10)
+
+
+def test_deeper_ecnn_starts_as_the_shallower_one() -> None:
+    """Warm-starting an ECNN with more residual blocks from a shallower one's weights: the new
+    net gives the same outputs before training; a shallower target is refused with one line."""
+    torch.manual_seed(0)
+    shallow = build_ecnn()
+    shallow.train()(torch.randn(16, 1, 48, 48))  # non-trivial BatchNorm running statistics
+    shallow.eval()
+    deep = build_ecnn((1, 2, 1, 1))
+    assert warm_start(deep, deep.adapt_state(shallow.state_dict()))  # the new blocks' tensors stay fresh
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(deep.eval()(x), shallow(x), atol=1e-6)
+    assert count_parameters(deep) <= 2_600_000
+    with pytest.raises(ValueError, match="more than this ECNN"):
+        build_ecnn((0, 0, 1, 1)).adapt_state(shallow.state_dict())
+    with pytest.raises(SystemExit):
+        main(["models", "train-ecnn", "--blocks", "1,2"])
 
 
 def test_va_follows_the_recognised_expression() -> None:

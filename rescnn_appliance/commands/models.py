@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = msub.add_parser("train-ecnn", help="train the 7-class emotion CNN")
     p.add_argument("--data", type=Path, default=None,
                    help="FER-layout npz, fer2013.csv or image folder (default: shared fer2013_trainval.npz)")
+    p.add_argument("--blocks", type=_block_counts, default=(0, 1, 1, 1), metavar="A,B,C,D",
+                   help="residual blocks per stage (default 0,1,1,1); warm-starting a deeper net from "
+                        "a shallower one's weights keeps its function, the new blocks start as identities")
     _train_args(p, epochs=30, lr=0.05, batch=128)
     p.set_defaults(func=_train_ecnn)
 
@@ -67,10 +70,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _models_eval.add_actions(msub)
 
 
+def _block_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--blocks {text!r}: give four counts like 0,1,1,1") from None
+    if len(counts) != 4 or min(counts) < 0 or max(counts) > 4:
+        raise argparse.ArgumentTypeError(f"--blocks {text!r}: give four counts from 0 to 4, like 0,1,1,1")
+    return counts
+
+
 def _config(args: argparse.Namespace, task: str, input_size: int = 48):
     from rescnn_appliance.training.train import TrainConfig
 
-    extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch", "va_classes", "class_loss_weight") if hasattr(args, k)}
+    extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch", "va_classes", "class_loss_weight")
+             if hasattr(args, k)}
+    if hasattr(args, "blocks"):
+        extra["ecnn_blocks"] = args.blocks
     if args.init_from is not None:
         extra["init_from"] = str(_existing(args.init_from, "starting weights"))
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,

@@ -48,6 +48,15 @@ ECNN_STAGES: tuple[EcnnStage, ...] = (
 ECNN_STEM = 32
 
 
+def ecnn_stages(blocks: Sequence[int] | None = None) -> tuple[EcnnStage, ...]:
+    """:data:`ECNN_STAGES` with other residual block counts per stage (``None``: as they are)."""
+    if blocks is None:
+        return ECNN_STAGES
+    if len(blocks) != len(ECNN_STAGES):
+        raise ValueError(f"ECNN blocks: need {len(ECNN_STAGES)} counts, one per stage, got {list(blocks)}")
+    return tuple(EcnnStage(s.channels, int(b), s.stride) for s, b in zip(ECNN_STAGES, blocks))
+
+
 def conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False),
@@ -124,14 +133,61 @@ class ECNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(cin, num_classes)
 
+        self.blocks = tuple(stage.blocks for stage in stages)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(self.dropout(x))
 
+    def _layout(self, blocks: Sequence[int]) -> list[tuple[int, ...]]:
+        """What each index of ``features`` is: (-1,) the stem, (stage,) a downsampling conv,
+        (stage, k) the k-th residual block of that stage."""
+        layout: list[tuple[int, ...]] = [(-1,)]
+        for stage, n in enumerate(blocks):
+            layout += [(stage,)] + [(stage, k) for k in range(n)]
+        return layout
 
-def build_ecnn(**kwargs: object) -> ECNN:
-    return ECNN(**kwargs)  # type: ignore[arg-type]
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map the weights of an ECNN with fewer residual blocks onto this one (a warm start).
+
+        The blocks the state lacks start as identities (the scale of their last BatchNorm is
+        zero, so the block adds nothing before the ReLU it shares with its input, which is
+        already non-negative): the deeper net first computes exactly what the shallower one did.
+        """
+        kinds: dict[int, bool] = {}
+        for name in state:
+            if name.startswith("features."):
+                index = int(name.split(".")[1])
+                kinds[index] = kinds.get(index, False) or ".body." in name
+        old_blocks, stage = [0] * len(self.blocks), -1
+        for index in sorted(kinds)[1:]:
+            if kinds[index]:
+                old_blocks[stage] += 1
+            else:
+                stage += 1
+        if tuple(old_blocks) == self.blocks:
+            return state
+        if any(o > n for o, n in zip(old_blocks, self.blocks)):
+            raise ValueError(f"warm start: the weights have blocks {old_blocks}, more than this ECNN's {list(self.blocks)}")
+        new_index = {key: i for i, key in enumerate(self._layout(self.blocks))}
+        old_layout = self._layout(old_blocks)
+        out = {}
+        for name, value in state.items():
+            if name.startswith("features."):
+                _, index, rest = name.split(".", 2)
+                name = f"features.{new_index[old_layout[int(index)]]}.{rest}"
+            out[name] = value
+        with torch.no_grad():
+            for key, i in new_index.items():
+                if len(key) == 2 and key[1] >= old_blocks[key[0]]:
+                    self.features[i].body[1][1].weight.zero_()
+        return out
+
+
+def build_ecnn(blocks: Sequence[int] | None = None, **kwargs: object) -> ECNN:
+    """The ECNN, optionally with other residual block counts per stage (see :func:`ecnn_stages`)."""
+    return ECNN(stages=ecnn_stages(blocks), **kwargs)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def train_ecnn(path: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False
         rng.shuffle(idx)
         return idx
 
-    return train(build_ecnn(), data, cfg, out_dir, resume, order)
+    return train(build_ecnn(cfg.ecnn_blocks), data, cfg, out_dir, resume, order)
 
 
 def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[TrainData, int, np.ndarray]:

@@ -62,9 +62,17 @@ def best_summary(best: dict[str, Any]) -> str:
     return f"best val CCC valence {best['ccc_valence']:.3f} / arousal {best['ccc_arousal']:.3f}"
 
 
-def _load_best(ck_dir: Path, model: torch.nn.Module) -> dict[str, Any]:
+def load_best(ck_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network of a checkpoint folder, built as its recipe says, with its best weights (eval
+    mode), and the run's history."""
+    history = json.loads((ck_dir / "history.json").read_text())
+    config = history["config"]
+    if config["task"] == "ecnn":
+        model: torch.nn.Module = build_ecnn(config.get("ecnn_blocks"))
+    else:
+        model = build_va_mobilenet(classes=int(config.get("va_classes", 0)))
     model.load_state_dict(torch.load(ck_dir / "best.pt", map_location="cpu"))
-    return json.loads((ck_dir / "history.json").read_text())
+    return model.eval(), history
 
 
 def calibration_faces(fer_train: Any, n: int = 512) -> np.ndarray:
@@ -122,13 +130,12 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     fer_train = load_faces(fer_path, "train")
     calib = calibration_faces(fer_train)
 
-    ecnn = build_ecnn().eval()
-    ecnn_hist = with_warm_starts(_load_best(ck_root / "ecnn", ecnn), ck_root.parent)
+    ecnn, ecnn_hist = load_best(ck_root / "ecnn")
+    ecnn_hist = with_warm_starts(ecnn_hist, ck_root.parent)
     va_hist_path = ck_root / "va"
-    va_config = json.loads((va_hist_path / "history.json").read_text())["config"]
-    va_size, va_classes = int(va_config["input_size"]), int(va_config.get("va_classes", 0))
-    va = build_va_mobilenet(classes=va_classes).eval()
-    va_hist = with_warm_starts(_load_best(va_hist_path, va), ck_root.parent)
+    va, va_hist = load_best(va_hist_path)
+    va_hist = with_warm_starts(va_hist, ck_root.parent)
+    va_size, va_classes = int(va_hist["config"]["input_size"]), int(va_hist["config"].get("va_classes", 0))
 
     ecnn_card: dict[str, Any] = {
         "name": "ecnn", "task": "7-class facial emotion (FER2013 order)", "classes": list(FER_CLASSES),

@@ -57,6 +57,7 @@ class TrainConfig:
     affectnet_repeat: int = 3  # va: times each AffectNet training face is shown per epoch
     fer_per_epoch: int = 9000  # va: FER faces (FER+-derived targets) drawn afresh per epoch
     init_from: str = ""  # weights (a best.pt state dict) to start from; a fresh schedule, not a resume
+    ecnn_blocks: tuple[int, ...] = (0, 1, 1, 1)  # ecnn: residual blocks per stage (nets.ECNN_STAGES)
     va_classes: int = 8  # va: expression classes the head also learns (0: a plain regressor)
     class_loss_weight: float = 1.0  # va: weight of the expression cross-entropy beside 1 - CCC
     augment: AugmentSettings = field(default_factory=AugmentSettings)
@@ -198,7 +199,10 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     if cfg.init_from and not (resume and (out_dir / "last.pt").exists()):
-        fresh = warm_start(model, torch.load(cfg.init_from, map_location="cpu", weights_only=True))
+        state = torch.load(cfg.init_from, map_location="cpu", weights_only=True)
+        if hasattr(model, "adapt_state"):  # a deeper ECNN from a shallower one's weights
+            state = model.adapt_state(state)
+        fresh = warm_start(model, state)
         log.info("starting from the weights in %s%s", cfg.init_from,
                  f" (not copied whole: {', '.join(fresh)})" if fresh else "")
     model.to(device, memory_format=torch.channels_last)  # 2-4x faster convs on CPU
