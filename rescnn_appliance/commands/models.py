@@ -35,6 +35,8 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) 
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training faces")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--balance-floor", type=float, default=0.35, metavar="F",
+                   help="upsample each minority expression to F x the largest class (1: fully balanced)")
     p.add_argument("--init-from", type=Path, default=None, metavar="BEST_PT",
                    help="start from these weights (e.g. an earlier run's best.pt) with a fresh schedule")
 
@@ -91,7 +93,8 @@ def _config(args: argparse.Namespace, task: str, input_size: int = 48):
         extra["init_from"] = str(_existing(args.init_from, "starting weights"))
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        precision=args.precision, time_budget_min=args.time_budget, threads=args.threads,
-                       limit=args.limit, seed=args.seed, input_size=input_size, **extra)
+                       limit=args.limit, seed=args.seed, input_size=input_size,
+                       balance_floor=args.balance_floor, **extra)
 
 
 def _existing(path: Path, what: str) -> Path:

@@ -50,10 +50,11 @@ def train_ecnn(path: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False
     return train(build_ecnn(cfg.ecnn_blocks), data, cfg, out_dir, resume, order)
 
 
-def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[TrainData, int, np.ndarray]:
+def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[TrainData, int, np.ndarray, np.ndarray]:
     """Faces and targets for the VA net: columns valence, arousal, then (with ``cfg.va_classes``)
     the distribution over the 8 AffectNet expressions: one-hot for AffectNet rows, the FER+
-    votes for FER rows (their FER2013 label where the votes are missing)."""
+    votes for FER rows (their FER2013 label where the votes are missing). Also returns the
+    number of AffectNet rows (they come first), the class coordinates and the FER rows' labels."""
     aff_train = load_affectnet(affectnet_path, "train")
     aff_val = load_affectnet(affectnet_path, "val")
     coords = circumplex_coordinates(aff_train)  # estimated from AffectNet training rows only
@@ -73,7 +74,7 @@ def va_data(fer_path: Path, affectnet_path: Path, cfg: TrainConfig) -> tuple[Tra
             np.eye(len(AFFECTNET_CLASSES), dtype=np.float32)[aff_train.extra["exp_affectnet"]],
             expression_distribution(fer)])], 1)
     val_t = np.stack([aff_val.valence, aff_val.arousal], 1).astype(np.float32)
-    return TrainData(x, targets, None, aff_val.x, val_t), len(aff_train), coords
+    return TrainData(x, targets, None, aff_val.x, val_t), len(aff_train), coords, fer.y
 
 
 def train_va(fer_path: Path, affectnet_path: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False) -> dict:
@@ -82,13 +83,17 @@ def train_va(fer_path: Path, affectnet_path: Path, out_dir: Path, cfg: TrainConf
     AffectNet is the target domain, so each epoch shows every AffectNet training face
     ``cfg.affectnet_repeat`` times, plus a fresh draw of ``cfg.fer_per_epoch`` FER faces.
     """
-    data, n_aff, coords = va_data(fer_path, affectnet_path, cfg)
+    data, n_aff, coords, fer_labels = va_data(fer_path, affectnet_path, cfg)
     n_fer = len(data.x) - n_aff
     per_epoch = min(n_fer, cfg.fer_per_epoch)
 
     def order(rng: np.random.Generator) -> np.ndarray:
+        # FER faces drawn from a pool where each minority expression is upsampled to
+        # balance_floor x the largest: AffectNet's val rows are balanced over the expressions,
+        # and FER's many neutral and happy faces otherwise pull every reading toward them
+        pool = balanced_indices(fer_labels, cfg.balance_floor, rng)
         idx = np.concatenate([np.tile(np.arange(n_aff), cfg.affectnet_repeat),
-                              n_aff + rng.choice(n_fer, per_epoch, replace=False)])
+                              n_aff + rng.choice(pool, min(per_epoch, len(pool)), replace=False)])
         rng.shuffle(idx)
         return idx
 

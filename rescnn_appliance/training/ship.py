@@ -62,6 +62,12 @@ def best_summary(best: dict[str, Any]) -> str:
     return f"best val CCC valence {best['ccc_valence']:.3f} / arousal {best['ccc_arousal']:.3f}"
 
 
+def _epochs_text(run: dict[str, Any]) -> str:
+    """'22 epochs', or '13 of 30 epochs' for a run stopped before its schedule ended."""
+    planned, ran = run["recipe"]["epochs"], run.get("epochs_run", run["recipe"]["epochs"])
+    return f"{ran} epochs" if ran == planned else f"{ran} of {planned} epochs"
+
+
 def load_best(ck_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network of a checkpoint folder, built as its recipe says, with its best weights (eval
     mode), and the run's history."""
@@ -96,7 +102,8 @@ def with_warm_starts(history: dict[str, Any], base: Path) -> dict[str, Any]:
         if not prev_path.exists():
             raise FileNotFoundError(f"{prev_path}: history of the run this one started from is missing")
         prev = json.loads(prev_path.read_text())
-        chain.insert(0, {"from": init, "recipe": prev["config"], "best_epoch": prev["best"]})
+        chain.insert(0, {"from": init, "recipe": prev["config"], "best_epoch": prev["best"],
+                         "epochs_run": len(prev["epochs"])})
         history = {**history, "epochs": prev["epochs"] + [
             {**e, "epoch": e["epoch"] + len(prev["epochs"])} for e in history["epochs"]]}
         init = prev["config"].get("init_from")
@@ -188,7 +195,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  "brightness/contrast, Gaussian and impulse noise, illumination gain)."), ""]
         starts = card.get("warm_starts", [])
         if starts:
-            runs = [f"run {i + 1} ({w['recipe']['epochs']} epochs, lr {w['recipe']['lr']}): "
+            runs = [f"run {i + 1} ({_epochs_text(w)}, lr {w['recipe']['lr']}): "
                     f"{best_summary(w['best_epoch'])} at its epoch {w['best_epoch']['epoch']}"
                     for i, w in enumerate(starts)]
             runs.append(f"run {len(starts) + 1} (the recipe above): {best_summary(card['best_epoch'])} at its "
