@@ -47,9 +47,9 @@ CALIBRATION_BATCH = 64
 def int8_qconfig_mapping(n_batches: int) -> Any:
     """qnnpack's default mapping, except that each activation's range is the running mean of the
     per-batch min/max over ``n_batches`` calibration batches instead of the extremes over all of
-    them. The extremes come from a few outlier faces and cost the VA net about 0.05 of valence CCC
-    on val (fp32 0.432, stock 0.386); mean per-batch ranges keep 0.430 (benchmarks/int8_calibration.py).
-    """
+    them. The extremes come from a few outlier faces and cost the plain VA regressor about 0.05 of
+    valence CCC on val (fp32 0.432, stock 0.386, mean per-batch 0.430); which is better depends on
+    the network, so the export tries both (benchmarks/int8_calibration.py)."""
     from torch.ao.quantization import QConfig, get_default_qconfig_mapping
     from torch.ao.quantization.observer import MovingAverageMinMaxObserver, default_weight_observer
 
