@@ -269,6 +269,13 @@ def test_shipped_ecnn_guard_on_val_slice(shipped: Path, shared_data: Path) -> No
     assert acc >= min(0.68, card["metrics_val"]["fp32"]["clean"]["accuracy"] - 0.03), acc
 
 
+def test_shipped_int8_uses_the_calibration_closer_to_fp32(shipped: Path) -> None:
+    for name in ("ecnn", "va"):
+        cal = json.loads((shipped / f"{name}.json").read_text())["variants"]["int8"]["calibration"]
+        assert set(cal["val_score"]) == {"stock ranges", "mean per-batch ranges"}
+        assert cal["val_score"][cal["ranges"]] == max(cal["val_score"].values())
+
+
 def test_evaluate_cli_json_on_both_layouts(shipped: Path, shared_data: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     val = load_faces(fer_npz(shared_data), "val")

@@ -56,6 +56,13 @@ VA_CLASS_TARGETS = (" Expression targets for the class head: AffectNet rows thei
                     "and are learnt.")
 
 
+RECIPE_KEYS = {  # what each model card's recipe line shows (the JSON card has all of it)
+    "ecnn": ("epochs", "batch_size", "lr", "precision", "input_size", "ecnn_blocks", "balance_floor"),
+    "va": ("epochs", "batch_size", "lr", "precision", "input_size", "va_classes", "class_loss_weight",
+           "balance_floor", "affectnet_repeat", "fer_per_epoch"),
+}
+
+
 def best_summary(best: dict[str, Any]) -> str:
     """A run's best epoch in words: accuracy for the ECNN, CCC for the VA net."""
     if "accuracy" in best:
@@ -210,7 +217,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  (f"Architecture: {card['architecture']}; {card['parameters']:,} parameters, "
                  f"{card['macs'] / 1e6:.1f} M MACs per face at {card['input']['size']}x{card['input']['size']}."), "",
                  f"Input: {card['input']['preprocessing']}.", "", f"Training data: {card['training_data']}", "",
-                 (f"Recipe: {json.dumps({k: card['recipe'][k] for k in ('epochs', 'batch_size', 'lr', 'precision', 'input_size')})}; "
+                 (f"Recipe: {json.dumps({k: card['recipe'][k] for k in RECIPE_KEYS[card['name']] if k in card['recipe']})}; "
                  "SGD Nesterov, one-cycle LR, EMA weights, augmentation (rotation, flip, scale/shift, "
                  "brightness/contrast, Gaussian and impulse noise, illumination gain)."), ""]
         starts = card.get("warm_starts", [])
