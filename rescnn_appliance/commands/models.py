@@ -22,7 +22,7 @@ def default_data_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
-def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int, balance: float) -> None:
     p.add_argument("--out", type=Path, default=None, help="checkpoint folder (default: checkpoints/<task>)")
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--lr", type=float, default=lr)
@@ -35,8 +35,8 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) 
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training faces")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--balance-floor", type=float, default=0.35, metavar="F",
-                   help="upsample each minority expression to F x the largest class (1: fully balanced)")
+    p.add_argument("--balance-floor", type=float, default=balance, metavar="F",
+                   help=f"upsample each minority expression to F x the largest class (1: fully balanced; default {balance})")
     p.add_argument("--init-from", type=Path, default=None, metavar="BEST_PT",
                    help="start from these weights (e.g. an earlier run's best.pt) with a fresh schedule")
 
@@ -53,19 +53,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="residual blocks per stage (default 0,1,2,1, the shipped ECNN's; runs before it "
                         "used 0,1,1,1); warm-starting a deeper net from a shallower one's weights keeps "
                         "its function, the new blocks start as identities")
-    _train_args(p, epochs=30, lr=0.05, batch=128)
+    _train_args(p, epochs=30, lr=0.05, batch=128, balance=0.35)
     p.set_defaults(func=_train_ecnn)
 
     p = msub.add_parser("train-va", help="train the MobileNetV3-Small valence/arousal regressor")
     p.add_argument("--fer", type=Path, default=None, help="FER-layout npz with FER+ votes")
     p.add_argument("--affectnet", type=Path, default=None, help="AffectNet-layout npz")
     p.add_argument("--input-size", type=int, default=64, choices=range(48, 113), metavar="48..112")
-    p.add_argument("--affectnet-repeat", type=int, default=3, help="AffectNet faces shown N times per epoch")
-    p.add_argument("--fer-per-epoch", type=int, default=9000, help="FER faces drawn per epoch")
+    p.add_argument("--affectnet-repeat", type=int, default=6, help="AffectNet faces shown N times per epoch")
+    p.add_argument("--fer-per-epoch", type=int, default=16000, help="FER faces drawn per epoch")
     p.add_argument("--va-classes", type=int, default=8, choices=(0, 8),
                    help="8: the head also learns the AffectNet expressions and VA follows them; 0: plain regressor")
     p.add_argument("--class-loss-weight", type=float, default=1.0, help="weight of the expression loss")
-    _train_args(p, epochs=20, lr=0.03, batch=64)
+    _train_args(p, epochs=20, lr=0.03, batch=64, balance=0.7)
     p.set_defaults(func=_train_va)
 
     from rescnn_appliance.commands import _models_eval
