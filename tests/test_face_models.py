@@ -26,7 +26,7 @@ from rescnn_appliance.training.datasets import (
 from rescnn_appliance.training.export import quantize_int8, save_module, script_fp32
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters
 from rescnn_appliance.training.recipes import train_ecnn, train_va
-from rescnn_appliance.training.ship import with_warm_starts
+from rescnn_appliance.training.ship import export_pair, with_warm_starts
 from rescnn_appliance.training.train import TrainConfig, warm_start
 from rescnn_appliance.vision.affect import AffectModel, ModelError
 from rescnn_appliance.vision.preprocess import FaceInputError, denoise, prepare_faces, prepare_inputs
@@ -114,10 +114,11 @@ def test_expression_targets_follow_the_ferplus_votes() -> None:
     assert named[1]["neutral"] == 0.5 and named[1]["surprise"] == 0.5
     assert named[2]["contempt"] == 1.0
     assert named[3]["sad"] == 1.0
-    # the VA targets of FER faces are the same votes put through the class coordinates
+    # the VA targets of FER faces: the voted expressions' coordinates, averaged by the votes
     coords = np.random.default_rng(0).uniform(-1, 1, (8, 2)).astype(np.float32)
-    v, a = fer_va_targets(faces, coords)
-    assert np.allclose(np.stack([v, a], 1), dist @ coords, atol=1e-6)
+    va = np.stack(fer_va_targets(faces, coords), 1)
+    at = {name: coords[i] for i, name in enumerate(AFFECTNET_CLASSES)}
+    assert np.allclose(va, [at["happy"], (at["neutral"] + at["surprise"]) / 2, at["contempt"], at["sad"]], atol=1e-6)
 
 
 def test_short_real_va_training_from_a_plain_regressor(shared_data: Path, tmp_path: Path) -> None:
@@ -269,11 +270,17 @@ def test_shipped_ecnn_guard_on_val_slice(shipped: Path, shared_data: Path) -> No
     assert acc >= min(0.68, card["metrics_val"]["fp32"]["clean"]["accuracy"] - 0.03), acc
 
 
-def test_shipped_int8_uses_the_calibration_closer_to_fp32(shipped: Path) -> None:
-    for name in ("ecnn", "va"):
-        cal = json.loads((shipped / f"{name}.json").read_text())["variants"]["int8"]["calibration"]
-        assert set(cal["val_score"]) == {"stock ranges", "mean per-batch ranges"}
-        assert cal["val_score"][cal["ranges"]] == max(cal["val_score"].values())
+def test_export_keeps_the_int8_calibration_closer_to_fp32(shared_data: Path, tmp_path: Path) -> None:
+    """The export calibrates int8 both ways, scores both on the faces it is given, saves the
+    better one (a loadable file whose sha256 the card carries) and records both scores."""
+    val = load_faces(fer_npz(shared_data), "val").subset(np.arange(256))
+    torch.manual_seed(0)
+    variants = export_pair(build_ecnn().eval(), "ecnn", 48, val.x[:128], tmp_path, (val.x, val.y))
+    cal = variants["int8"]["calibration"]
+    assert set(cal["val_score"]) == {"stock ranges", "mean per-batch ranges"}
+    assert cal["val_score"][cal["ranges"]] == max(cal["val_score"].values())
+    saved = torch.jit.load(str(tmp_path / "ecnn_int8.pt"))
+    assert saved(torch.from_numpy(prepare_faces(val.x[:2], 48))).shape == (2, 7)
 
 
 def test_evaluate_cli_json_on_both_layouts(shipped: Path, shared_data: Path, tmp_path: Path,

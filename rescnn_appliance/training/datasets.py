@@ -234,14 +234,7 @@ def expression_distribution(faces: FaceSet) -> np.ndarray:
 
 
 def fer_va_targets(faces: FaceSet, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Valence/arousal for FER images: FER+ vote-weighted mean of the class coordinates.
-
-    Rows without usable votes fall back to the coordinate of their FER2013 label.
-    """
-    va = coords[FER_TO_AFFECTNET[faces.y]].copy()
-    if faces.ferplus is not None:
-        votes = faces.ferplus[:, :8].astype(np.float32)
-        valid = (faces.ferplus[:, 0] >= 0) & (votes.sum(1) > 0)
-        w = votes[valid] / votes[valid].sum(1, keepdims=True)
-        va[valid] = w @ coords[list(FERPLUS_TO_AFFECTNET)]
+    """Valence/arousal for FER images: their :func:`expression_distribution` (FER+ votes, else
+    the FER2013 label) weighting the per-class coordinates."""
+    va = expression_distribution(faces) @ coords
     return va[:, 0].copy(), va[:, 1].copy()

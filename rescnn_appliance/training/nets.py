@@ -300,7 +300,6 @@ class MobileNetV3VA(nn.Module):
         layers.append(_conv_bn_act(cin, head, 1, 1, 1, nn.Hardswish))
         self.features = nn.Sequential(*layers)
         self.outputs = outputs
-        self.classes = classes
         self.head = nn.Sequential(
             nn.Linear(head, last_channels), nn.Hardswish(inplace=True), nn.Dropout(dropout),
             nn.Linear(last_channels, outputs + classes),

@@ -118,16 +118,15 @@ def with_warm_starts(history: dict[str, Any], base: Path) -> dict[str, Any]:
     return {**history, "warm_starts": chain}
 
 
-def _export_pair(model: torch.nn.Module, name: str, size: int, calib: np.ndarray, out: Path,
-                 val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+def export_pair(model: torch.nn.Module, name: str, size: int, calib: np.ndarray, out: Path,
+                val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     """fp32 and int8 TorchScript files. int8 is calibrated both ways (mean per-batch ranges and
     qnnpack's stock extremes) and the one that keeps more of the fp32 score on ``val`` is saved:
     which is better depends on the network (benchmarks/int8_calibration.py)."""
-    task = "ecnn" if name == "ecnn" else "va"
     fp32 = script_fp32(model, size)
     candidates = {"mean per-batch ranges": quantize_int8(model, calib, size),
                   "stock ranges": quantize_int8(model, calib, size, per_batch_ranges=False)}
-    scores = {k: score_of(task, evaluate_task(task, m, *val, size, torch.device("cpu"))) for k, m in candidates.items()}
+    scores = {k: score_of(name, evaluate_task(name, m, *val, size, torch.device("cpu"))) for k, m in candidates.items()}
     chosen = max(scores, key=scores.get)
     int8 = candidates[chosen]
     variants = {"fp32": save_module(fp32, out / f"{name}_fp32.pt"),
@@ -178,7 +177,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
         **describe(ecnn, 48), "input": {"size": 48, "channels": 1, "dtype": "uint8 crop", "preprocessing": PREPROCESSING},
         "output": "logits (N,7); softmax gives probabilities", "training_data": FER_DATA,
         "recipe": ecnn_hist["config"], "best_epoch": ecnn_hist["best"], "warm_starts": ecnn_hist["warm_starts"],
-        "variants": _export_pair(ecnn, "ecnn", 48, calib, out, (fer_val.x, fer_val.y)),
+        "variants": export_pair(ecnn, "ecnn", 48, calib, out, (fer_val.x, fer_val.y)),
     }
     va_card: dict[str, Any] = {
         "name": "va", "task": "valence and arousal in [-1, 1]",
@@ -189,7 +188,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
         "va_targets": VA_TARGETS + (VA_CLASS_TARGETS if va_classes else ""),
         "circumplex_coordinates": np.load(va_hist_path / "circumplex_coords.npy").round(4).tolist(),
         "recipe": va_hist["config"], "best_epoch": va_hist["best"], "warm_starts": va_hist["warm_starts"],
-        "variants": _export_pair(va, "va", va_size, calib, out,
+        "variants": export_pair(va, "va", va_size, calib, out,
                                  (aff_val.x, np.stack([aff_val.valence, aff_val.arousal], 1))),
     }
     for name, card in (("ecnn", ecnn_card), ("va", va_card)):
