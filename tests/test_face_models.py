@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rescnn_appliance.cli import main
+from rescnn_appliance.training.augment import AugmentSettings, FaceAugmenter
 from rescnn_appliance.training.datasets import (
     AFFECTNET_CLASSES,
     FER_CLASSES,
@@ -237,6 +238,19 @@ def test_preprocessing_cancels_illumination_gain() -> None:
     face = np.random.default_rng(2).integers(40, 160, (1, 48, 48), dtype=np.uint8)
     brighter = np.clip(face.astype(int) * 3 // 2, 0, 255).astype(np.uint8)
     assert np.abs(prepare_faces(face) - prepare_faces(brighter)).mean() < 0.05
+
+
+def test_noise_augmentation_draws_sigma_from_the_asked_range(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--sigma-range 40,60`` trains on faces at least that noisy; a reversed range is refused."""
+    flat = np.full((64, 48, 48), 128, np.uint8)
+    noisy = FaceAugmenter(AugmentSettings(noise_p=1.0, sigma_min=40.0, sigma_max=60.0, salt_pepper_max=0.0,
+                                          gain=(1.0, 1.0)), seed=3).sensor(flat)
+    spread = noisy.reshape(64, -1).std(axis=1)
+    assert spread.min() > 35 and spread.max() < 62
+    assert FaceAugmenter(AugmentSettings(noise_p=0.0), seed=3).sensor(flat).std() == 0
+    with pytest.raises(SystemExit):
+        main(["models", "train-ecnn", "--sigma-range", "60,10"])
+    assert "--sigma-range '60,10': need 0 <= LO <= HI <= 255" in capsys.readouterr().err
 
 
 def test_loaders_read_csv_and_image_folder(shared_data: Path, tmp_path: Path) -> None:

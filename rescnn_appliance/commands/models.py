@@ -37,6 +37,10 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int, 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--balance-floor", type=float, default=balance, metavar="F",
                    help=f"upsample each minority expression to F x the largest class (1: fully balanced; default {balance})")
+    p.add_argument("--noise-p", type=float, default=0.5, metavar="P",
+                   help="share of training faces given sensor noise and an illumination gain (default 0.5)")
+    p.add_argument("--sigma-range", type=_sigma_range, default=(0.0, 55.0), metavar="LO,HI",
+                   help="Gaussian noise sigma in grey levels, drawn uniformly (default 0,55)")
     p.add_argument("--init-from", type=Path, default=None, metavar="BEST_PT",
                    help="start from these weights (e.g. an earlier run's best.pt) with a fresh schedule")
 
@@ -83,7 +87,18 @@ def _block_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _sigma_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sigma-range {text!r}: give two grey levels like 0,55") from None
+    if not 0 <= lo <= hi <= 255:
+        raise argparse.ArgumentTypeError(f"--sigma-range {text!r}: need 0 <= LO <= HI <= 255")
+    return lo, hi
+
+
 def _config(args: argparse.Namespace, task: str, input_size: int = 48):
+    from rescnn_appliance.training.augment import AugmentSettings
     from rescnn_appliance.training.train import TrainConfig
 
     extra = {k: getattr(args, k) for k in ("affectnet_repeat", "fer_per_epoch", "va_classes", "class_loss_weight")
@@ -95,7 +110,9 @@ def _config(args: argparse.Namespace, task: str, input_size: int = 48):
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        precision=args.precision, time_budget_min=args.time_budget, threads=args.threads,
                        limit=args.limit, seed=args.seed, input_size=input_size,
-                       balance_floor=args.balance_floor, **extra)
+                       balance_floor=args.balance_floor,
+                       augment=AugmentSettings(noise_p=args.noise_p, sigma_min=args.sigma_range[0],
+                                               sigma_max=args.sigma_range[1]), **extra)
 
 
 def _existing(path: Path, what: str) -> Path:

@@ -28,7 +28,14 @@ from rescnn_appliance.vision.preprocess import prepare_faces
 
 @dataclass(frozen=True)
 class AugmentSettings:
-    """Ranges of the random transforms; ``noise_p`` is the share of faces given sensor noise."""
+    """Ranges of the random transforms; ``noise_p`` is the share of faces given sensor noise, whose
+    Gaussian sigma (grey levels) is drawn uniformly from ``sigma_min``..``sigma_max``.
+
+    Example::
+
+        >>> AugmentSettings(noise_p=0.6, sigma_min=15.0, sigma_max=60.0).sigma_min
+        15.0
+    """
 
     rotate_deg: float = 15.0
     scale: tuple[float, float] = (0.85, 1.15)
@@ -37,6 +44,7 @@ class AugmentSettings:
     brightness: float = 0.25
     contrast: tuple[float, float] = (0.7, 1.3)
     noise_p: float = 0.5
+    sigma_min: float = 0.0
     sigma_max: float = 55.0
     salt_pepper_max: float = 0.06
     gain: tuple[float, float] = (0.6, 1.6)
@@ -81,7 +89,7 @@ class FaceAugmenter:
         out = faces.copy()
         for i in np.flatnonzero(rng.random(len(faces)) < s.noise_p):
             cond = Condition(
-                sigma=rng.uniform(0, s.sigma_max),
+                sigma=rng.uniform(s.sigma_min, s.sigma_max),
                 salt_pepper=rng.uniform(0, s.salt_pepper_max) if rng.random() < 0.7 else 0.0,
                 gain=math.exp(rng.uniform(math.log(s.gain[0]), math.log(s.gain[1]))),
             )
