@@ -79,6 +79,7 @@ def daemon_figures(models: Path, work: Path, idle_s: float) -> dict[str, float]:
                                            for ch in ps.children(True))
         idle_cpu = 100 * (c1 - c0) / (time.monotonic() - w0)
         rss = ps.memory_info().rss / 2**20
+        split = rss_split_mb(proc.pid)
         proc.terminate()
         proc.wait(30)
     finally:
@@ -86,7 +87,19 @@ def daemon_figures(models: Path, work: Path, idle_s: float) -> dict[str, float]:
             proc.kill()
         sock.close()
     return {"ready_s": ready or float("nan"), "ready_cpu_s": cpu_ready, "idle_cpu_pct": idle_cpu,
-            "rss_mb": rss, "exit": proc.returncode}
+            "rss_mb": rss, **split, "exit": proc.returncode}
+
+
+def rss_split_mb(pid: int) -> dict[str, float]:
+    """The resident set split as the kernel counts it: anonymous (heap, tensors: what a 1 GB Pi
+    must really hold) and file-backed (mapped library code, clean pages the kernel can drop and
+    read back; how much of a library counts depends on the kernel's fault-around and folio size)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            fields[key] = int(value.split()[0]) / 1024
+    return {"rss_anon_mb": fields.get("RssAnon", float("nan")), "rss_file_mb": fields.get("RssFile", float("nan"))}
 
 
 def press_to_row(models: Path, work: Path, presses: int) -> list[float]:
@@ -148,7 +161,8 @@ def main() -> int:
           "| at most 5 s |")
     print(f"| CPU with no face in view (daemon + VLC playing) | {d['idle_cpu_pct']:.1f}% of one core "
           "| at most 5% |")
-    print(f"| resident memory of the running daemon | {d['rss_mb']:.0f} MB | at most 400 MB |")
+    print(f"| resident memory of the running daemon | {d['rss_mb']:.0f} MB (anonymous {d['rss_anon_mb']:.0f} MB, "
+          f"library files {d['rss_file_mb']:.0f} MB) | at most 400 MB |")
     print(f"| button press to feedback row committed, p50 / max of {len(presses)} | "
           f"{statistics.median(presses):.1f} / {max(presses):.1f} ms | at most 50 ms |")
     print(f"| SIGTERM exit status | {d['exit']} | 0 |")
