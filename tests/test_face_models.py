@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rescnn_appliance.cli import main
+from rescnn_appliance.config import ConfigError
 from rescnn_appliance.training.augment import AugmentSettings, FaceAugmenter
 from rescnn_appliance.training.datasets import (
     AFFECTNET_CLASSES,
@@ -150,6 +151,12 @@ def test_short_real_training_lowers_loss(shared_data: Path, tmp_path: Path) -> N
     cfg4 = TrainConfig(task="ecnn", epochs=4, batch_size=32, lr=0.02, limit=384, threads=1)
     resumed = train_ecnn(fer_npz(shared_data), tmp_path, cfg4, resume=True)
     assert [e["epoch"] for e in resumed["epochs"]][-1] == 4
+    # resuming with another recipe is refused, naming the checkpoint and the setting; nothing lost
+    before = (tmp_path / "last.pt").read_bytes()
+    other = TrainConfig(task="ecnn", epochs=4, batch_size=32, lr=0.03, limit=384, threads=1)
+    with pytest.raises(ConfigError, match=r"last\.pt: --resume with a different recipe \(lr 0\.02 -> 0\.03\)"):
+        train_ecnn(fer_npz(shared_data), tmp_path, other, resume=True)
+    assert (tmp_path / "last.pt").read_bytes() == before
     # a warm start begins from those weights (first loss near the last one, not the untrained one)
     # and the card's history shows both runs, the earlier one first
     warm = TrainConfig(task="ecnn", epochs=1, batch_size=32, lr=0.005, limit=384, threads=1,

@@ -31,7 +31,8 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int, 
                    help="mixed: autocast float16 on CUDA, bfloat16 on CPU")
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MIN",
                    help="stop at an epoch boundary before this many minutes; continue with --resume")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from <out>/last.pt with the same settings (--epochs may grow; --time-budget, --threads may change)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="use only the first N training faces")
     p.add_argument("--seed", type=int, default=0)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from rescnn_appliance.config import ConfigError
 from rescnn_appliance.training.augment import AugmentSettings, FaceAugmenter
 from rescnn_appliance.training.metrics import ccc, classification_report
 from rescnn_appliance.vision.preprocess import prepare_faces
@@ -187,6 +189,33 @@ def score_of(task: str, metrics: dict[str, float]) -> float:
     return metrics["accuracy"] if task == "ecnn" else (metrics["ccc_valence"] + metrics["ccc_arousal"]) / 2
 
 
+RESUMABLE_CHANGES = ("epochs", "time_budget_min", "threads", "init_from")
+
+
+def recipe_changes(recorded: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """Settings of ``cfg`` that differ from a run's recorded config, as ``name old -> new``.
+
+    A resumed run must keep its recipe, or its history would describe a run that never happened;
+    only :data:`RESUMABLE_CHANGES` may differ (more epochs continue at the final rate). Settings
+    newer than the recorded config are not compared. Example::
+
+        >>> recipe_changes(asdict(TrainConfig(task="ecnn")), TrainConfig(task="ecnn", lr=0.01, threads=1))
+        ['lr 0.05 -> 0.01']
+    """
+    def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in json.loads(json.dumps(config)).items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = value
+        return out
+
+    old, new = flat(recorded), flat(asdict(cfg))
+    return [f"{k} {old[k]!r} -> {new[k]!r}" for k in new
+            if k in old and k not in RESUMABLE_CHANGES and old[k] != new[k]]
+
+
 def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, resume: bool,
           make_order: Callable[[np.random.Generator], np.ndarray]) -> dict:
     """Run (or continue) training; returns the history dict also saved as ``history.json``.
@@ -218,6 +247,10 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
     last = out_dir / "last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location=device, weights_only=False)
+        changed = recipe_changes(ck["history"]["config"], cfg)
+        if changed:
+            raise ConfigError(f"{last}: --resume with a different recipe ({'; '.join(changed)}); "
+                              "pass the run's settings again, or start a new run with --out")
         model.load_state_dict(ck["model"])
         ema.model.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
