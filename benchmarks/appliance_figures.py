@@ -78,8 +78,10 @@ def daemon_figures(models: Path, work: Path, idle_s: float) -> dict[str, float]:
         c1 = sum(ps.cpu_times()[:2]) + sum(ch.cpu_times()[0] + ch.cpu_times()[1]
                                            for ch in ps.children(True))
         idle_cpu = 100 * (c1 - c0) / (time.monotonic() - w0)
-        rss = ps.memory_info().rss / 2**20
-        split = rss_split_mb(proc.pid)
+        # psutil's "shared" is the kernel's RssFile + RssShmem: mapped library pages, clean and
+        # droppable under pressure; the rest (heap, tensors) is what a 1 GB Pi must really hold
+        mem = ps.memory_info()
+        rss, rss_file = mem.rss / 2**20, mem.shared / 2**20
         proc.terminate()
         proc.wait(30)
     finally:
@@ -87,19 +89,7 @@ def daemon_figures(models: Path, work: Path, idle_s: float) -> dict[str, float]:
             proc.kill()
         sock.close()
     return {"ready_s": ready or float("nan"), "ready_cpu_s": cpu_ready, "idle_cpu_pct": idle_cpu,
-            "rss_mb": rss, **split, "exit": proc.returncode}
-
-
-def rss_split_mb(pid: int) -> dict[str, float]:
-    """The resident set split as the kernel counts it: anonymous (heap, tensors: what a 1 GB Pi
-    must really hold) and file-backed (mapped library code, clean pages the kernel can drop and
-    read back; how much of a library counts depends on the kernel's fault-around and folio size)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("RssAnon", "RssFile", "RssShmem"):
-            fields[key] = int(value.split()[0]) / 1024
-    return {"rss_anon_mb": fields.get("RssAnon", float("nan")), "rss_file_mb": fields.get("RssFile", float("nan"))}
+            "rss_mb": rss, "rss_anon_mb": rss - rss_file, "rss_file_mb": rss_file, "exit": proc.returncode}
 
 
 def press_to_row(models: Path, work: Path, presses: int) -> list[float]:

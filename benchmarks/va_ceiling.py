@@ -42,13 +42,6 @@ def pair(true_v: np.ndarray, true_a: np.ndarray, va: np.ndarray) -> dict[str, fl
     return {"valence": round(ccc(true_v, va[:, 0]), 3), "arousal": round(ccc(true_a, va[:, 1]), 3)}
 
 
-def va_head(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(residual, logits) of an expression-headed MobileNetV3VA in eval mode."""
-    feats = torch.flatten(F.adaptive_avg_pool2d(model.features(x), 1), 1)
-    out = model.head(feats)
-    return out[:, : model.outputs], out[:, model.outputs :]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -72,10 +65,9 @@ def main() -> int:
 
     with torch.inference_mode():
         x = torch.from_numpy(prepare_faces(val.x, size))
-        residual, logits = va_head(va_model, x)
-        predicted = torch.tanh(va_model.coords(torch.softmax(logits, 1)) + residual).numpy()
-        told = torch.tanh(va_model.coords(F.one_hot(torch.from_numpy(exp), logits.shape[1]).float())
-                          + residual).numpy()
+        residual, logits = va_model.head_scores(x)
+        predicted = va_model.va_from(residual, torch.softmax(logits, 1)).numpy()
+        told = va_model.va_from(residual, F.one_hot(torch.from_numpy(exp), logits.shape[1]).float()).numpy()
     report["va_net"] = pair(val.valence, val.arousal, predicted)
     report["va_net_expression_accuracy_8"] = round(float((logits.argmax(1).numpy() == exp).mean()), 3)
     report["va_net_told_the_expression"] = pair(val.valence, val.arousal, told)

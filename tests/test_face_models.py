@@ -153,8 +153,10 @@ def test_short_real_training_lowers_loss(shared_data: Path, tmp_path: Path) -> N
     assert [e["epoch"] for e in resumed["epochs"]][-1] == 4
     # resuming with another recipe is refused, naming the checkpoint and the setting; nothing lost
     before = (tmp_path / "last.pt").read_bytes()
-    other = TrainConfig(task="ecnn", epochs=4, batch_size=32, lr=0.03, limit=384, threads=1)
-    with pytest.raises(ConfigError, match=r"last\.pt: --resume with a different recipe \(lr 0\.02 -> 0\.03\)"):
+    other = TrainConfig(task="ecnn", epochs=4, batch_size=32, lr=0.03, limit=384, threads=1,
+                        augment=AugmentSettings(noise_p=0.6))
+    with pytest.raises(ConfigError, match=r"last\.pt: --resume with a different recipe "
+                                          r"\(lr 0\.02 -> 0\.03; augment\.noise_p 0\.5 -> 0\.6\)"):
         train_ecnn(fer_npz(shared_data), tmp_path, other, resume=True)
     assert (tmp_path / "last.pt").read_bytes() == before
     # a warm start begins from those weights (first loss near the last one, not the untrained one)

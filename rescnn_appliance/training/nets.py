@@ -313,13 +313,21 @@ class MobileNetV3VA(nn.Module):
         with torch.no_grad():
             self.coords.weight.copy_(torch.atanh(coords.clamp(-0.95, 0.95)).T)
 
+    def head_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-face correction (N, outputs), expression logits (N, classes)) before the tanh."""
+        out = self.head(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+        return out[:, : self.outputs], out[:, self.outputs :]
+
+    def va_from(self, residual: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Valence, arousal for expression probabilities (N, classes), or any class weights."""
+        assert self.coords is not None, "a plain regressor has no class coordinates"
+        return torch.tanh(self.coords(probs) + residual)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1)
-        out = self.head(x)
+        residual, logits = self.head_scores(x)
         if self.coords is None:
-            return torch.tanh(out)
-        residual, logits = out[:, : self.outputs], out[:, self.outputs :]
-        va = torch.tanh(self.coords(torch.softmax(logits, 1)) + residual)
+            return torch.tanh(residual)
+        va = self.va_from(residual, torch.softmax(logits, 1))
         return torch.cat([va, logits], 1) if self.training else va
 
 

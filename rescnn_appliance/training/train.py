@@ -202,14 +202,10 @@ def recipe_changes(recorded: dict[str, Any], cfg: TrainConfig) -> list[str]:
         >>> recipe_changes(asdict(TrainConfig(task="ecnn")), TrainConfig(task="ecnn", lr=0.01, threads=1))
         ['lr 0.05 -> 0.01']
     """
-    def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in json.loads(json.dumps(config)).items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[prefix + key] = value
-        return out
+    def flat(config: dict[str, Any]) -> dict[str, Any]:  # {"augment": {"noise_p": ..}} -> {"augment.noise_p": ..}
+        config = json.loads(json.dumps(config))  # tuples as the history's lists
+        return {**{k: v for k, v in config.items() if not isinstance(v, dict)},
+                **{f"{k}.{sub}": v for k, d in config.items() if isinstance(d, dict) for sub, v in d.items()}}
 
     old, new = flat(recorded), flat(asdict(cfg))
     return [f"{k} {old[k]!r} -> {new[k]!r}" for k in new
