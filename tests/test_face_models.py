@@ -29,7 +29,7 @@ from rescnn_appliance.training.export import quantize_int8, save_module, script_
 from rescnn_appliance.training.nets import build_ecnn, build_va_mobilenet, count_parameters
 from rescnn_appliance.training.recipes import train_ecnn, train_va
 from rescnn_appliance.training.ship import export_pair, with_warm_starts
-from rescnn_appliance.training.train import TrainConfig, warm_start
+from rescnn_appliance.training.train import TrainConfig, distill_loss, score_of, warm_start
 from rescnn_appliance.vision.affect import AffectModel, ModelError
 from rescnn_appliance.vision.preprocess import FaceInputError, denoise, prepare_faces, prepare_inputs
 
@@ -260,6 +260,43 @@ def test_noise_augmentation_draws_sigma_from_the_asked_range(capsys: pytest.Capt
     with pytest.raises(SystemExit):
         main(["models", "train-ecnn", "--sigma-range", "60,10"])
     assert "--sigma-range '60,10': need 0 <= LO <= HI <= 255" in capsys.readouterr().err
+
+
+def test_teacher_sees_the_same_face_without_the_noise() -> None:
+    """``--teacher``: the pair differs only by sensor noise, and the distillation term is the KL
+    divergence from the teacher's softened answer (zero when the two agree)."""
+    faces = np.random.default_rng(4).integers(0, 256, (8, 48, 48), dtype=np.uint8)
+    noisy_aug = AugmentSettings(noise_p=1.0, sigma_min=40.0, sigma_max=60.0)
+    clean, noisy = FaceAugmenter(noisy_aug, seed=5).pair(faces)
+    assert np.array_equal(clean, FaceAugmenter(AugmentSettings(noise_p=0.0), seed=5)(faces))
+    assert np.abs(clean - noisy).mean() > 0.1
+    same, also = FaceAugmenter(AugmentSettings(noise_p=0.0), seed=5).pair(faces)
+    assert np.array_equal(same, also)
+    logits = torch.randn(4, 7)
+    assert distill_loss(logits, logits, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    t, s = torch.softmax(logits / 2, 1), torch.softmax(logits.flip(1) / 2, 1)
+    by_hand = (t * (t.log() - s.log())).sum(1).mean() * 4
+    assert distill_loss(logits.flip(1), logits, 2.0).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_distilled_run_scores_and_selects_on_the_asked_conditions(shared_data: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    teacher = REPO / "checkpoints" / "ecnn" / "best.pt"
+    if not teacher.exists():
+        pytest.skip(f"{teacher} not in this checkout")
+    cfg = TrainConfig(task="ecnn", epochs=2, batch_size=32, lr=0.001, limit=256, threads=1,
+                      ecnn_blocks=(0, 1, 2, 1), init_from=str(teacher), teacher=str(teacher),
+                      val_conditions=("gaussian",))
+    history = train_ecnn(fer_npz(shared_data), tmp_path, cfg)
+    epochs = history["epochs"]
+    assert all(0.2 < e["gaussian_accuracy"] < e["accuracy"] for e in epochs)  # noise costs accuracy
+    assert history["best"] == max(epochs, key=lambda e: (e["accuracy"] + e["gaussian_accuracy"]) / 2)
+    assert score_of("ecnn", {"accuracy": 0.6, "gaussian_accuracy": 0.5}) == pytest.approx(0.55)
+    with pytest.raises(SystemExit):
+        main(["models", "train-ecnn", "--val-conditions", "gaussian,fog"])
+    assert "--val-conditions 'gaussian,fog': unknown fog" in capsys.readouterr().err
+    assert main(["models", "train-ecnn", "--teacher", str(tmp_path / "nope.pt")]) != 0
+    assert "nope.pt: teacher weights not found" in capsys.readouterr().err
 
 
 def test_loaders_read_csv_and_image_folder(shared_data: Path, tmp_path: Path) -> None:

@@ -58,6 +58,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="residual blocks per stage (default 0,1,2,1, the shipped ECNN's; runs before it "
                         "used 0,1,1,1); warm-starting a deeper net from a shallower one's weights keeps "
                         "its function, the new blocks start as identities")
+    p.add_argument("--teacher", type=Path, default=None, metavar="BEST_PT",
+                   help="a trained ECNN's weights (same --blocks): it sees each face before the sensor noise "
+                        "and the net learns to give its answer on the noisy face too")
+    p.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
+                   help="with --teacher: share of the loss that follows the teacher (default 0.5)")
+    p.add_argument("--distill-temp", type=float, default=2.0, metavar="T",
+                   help="with --teacher: softmax temperature of the teacher's answer (default 2)")
+    p.add_argument("--val-conditions", type=_conditions, default=(), metavar="NAME,..",
+                   help="also score val under these test conditions each epoch (gaussian, impulse, "
+                        "illumination); the best epoch is then the one with the best mean accuracy")
     _train_args(p, epochs=30, lr=0.05, batch=128, balance=0.35)
     p.set_defaults(func=_train_ecnn)
 
@@ -88,6 +98,17 @@ def _block_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _conditions(text: str) -> tuple[str, ...]:
+    from rescnn_appliance.vision.perturb import CONDITIONS
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in CONDITIONS or n == "clean"]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"--val-conditions {text!r}: unknown {', '.join(unknown)}; "
+                                         "choose from gaussian, impulse, illumination")
+    return names
+
+
 def _sigma_range(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(part) for part in text.split(","))
@@ -106,6 +127,10 @@ def _config(args: argparse.Namespace, task: str, input_size: int = 48):
              if hasattr(args, k)}
     if hasattr(args, "blocks"):
         extra["ecnn_blocks"] = args.blocks
+        extra.update(distill_weight=args.distill_weight, distill_temp=args.distill_temp,
+                     val_conditions=args.val_conditions)
+        if args.teacher is not None:
+            extra["teacher"] = str(_existing(args.teacher, "teacher weights"))
     if args.init_from is not None:
         extra["init_from"] = str(_existing(args.init_from, "starting weights"))
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,

@@ -98,3 +98,9 @@ class FaceAugmenter:
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         return prepare_faces(self.sensor(self.geometry(faces)), self.size)
+
+    def pair(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same random geometry and jitter, before and after sensor noise: ``(clean, noisy)``,
+        for a teacher that sees the clean face while the student learns from the noisy one."""
+        shaped = self.geometry(faces)
+        return prepare_faces(shaped, self.size), prepare_faces(self.sensor(shaped), self.size)
