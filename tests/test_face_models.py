@@ -299,6 +299,19 @@ def test_distilled_run_scores_and_selects_on_the_asked_conditions(shared_data: P
     assert "nope.pt: teacher weights not found" in capsys.readouterr().err
 
 
+def test_training_curves_show_a_metric_only_later_runs_recorded(tmp_path: Path) -> None:
+    """A chain of runs where only the last scored the Gaussian condition still plots (the card's PNG)."""
+    from rescnn_appliance.training.plots import plot_curves
+
+    epochs = [{"epoch": i + 1, "train_loss": 2.0 - 0.1 * i, "accuracy": 0.4 + 0.01 * i} for i in range(6)]
+    for e in epochs[3:]:
+        e["gaussian_accuracy"] = e["accuracy"] - 0.1
+    png = tmp_path / "curves.png"
+    plot_curves({"epochs": epochs}, ["accuracy", "gaussian_accuracy", "macro_f1"], png, "ECNN")
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[1] > 500
+
+
 def test_loaders_read_csv_and_image_folder(shared_data: Path, tmp_path: Path) -> None:
     val = load_faces(fer_npz(shared_data), "val")
     csv = tmp_path / "fer2013.csv"

@@ -19,12 +19,16 @@ import numpy as np
 
 
 def plot_curves(history: dict[str, Any], metrics: Sequence[str], path: Path, title: str) -> None:
+    """Loss and validation curves; a metric only some epochs recorded (a run that also scored a
+    noise condition) is drawn where it exists."""
     epochs = [e["epoch"] for e in history["epochs"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [e["train_loss"] for e in history["epochs"]], marker="o")
     ax1.set(xlabel="epoch", ylabel="training loss", title=f"{title}: loss")
     for m in metrics:
-        ax2.plot(epochs, [e[m] for e in history["epochs"]], marker="o", label=m)
+        values = [e.get(m, np.nan) for e in history["epochs"]]
+        if not all(np.isnan(values)):
+            ax2.plot(epochs, values, marker="o", label=m)
     ax2.set(xlabel="epoch", ylabel="validation", title=f"{title}: validation")
     ax2.legend()
     for ax in (ax1, ax2):

@@ -57,7 +57,8 @@ VA_CLASS_TARGETS = (" Expression targets for the class head: AffectNet rows thei
 
 
 RECIPE_KEYS = {  # what each model card's recipe line shows (the JSON card has all of it)
-    "ecnn": ("epochs", "batch_size", "lr", "precision", "input_size", "ecnn_blocks", "balance_floor"),
+    "ecnn": ("epochs", "batch_size", "lr", "precision", "input_size", "ecnn_blocks", "balance_floor",
+             "val_conditions"),
     "va": ("epochs", "batch_size", "lr", "precision", "input_size", "va_classes", "class_loss_weight",
            "balance_floor", "affectnet_repeat", "fer_per_epoch"),
 }
@@ -204,7 +205,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
     va_card["metrics_val"] = {p: {c: {"valence": r["valence"], "arousal": r["arousal"]}
                                   for c, r in reports[p]["affectnet_val"]["conditions"].items()} for p in reports}
 
-    plot_curves(ecnn_hist, ["accuracy", "macro_f1"], out / "ecnn_training.png", "ECNN")
+    plot_curves(ecnn_hist, ["accuracy", "macro_f1", "gaussian_accuracy"], out / "ecnn_training.png", "ECNN")
     plot_curves(va_hist, ["ccc_valence", "ccc_arousal"], out / "va_training.png", "VA")
     for cond, r in reports["fp32"]["fer_val"]["conditions"].items():
         plot_confusion(r["emotion"]["confusion_matrix"], FER_CLASSES, out / f"ecnn_confusion_{cond}.png",
@@ -218,7 +219,10 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  f"Input: {card['input']['preprocessing']}.", "", f"Training data: {card['training_data']}", "",
                  (f"Recipe: {json.dumps({k: card['recipe'][k] for k in RECIPE_KEYS[card['name']] if k in card['recipe']})}; "
                  "SGD Nesterov, one-cycle LR, EMA weights, augmentation (rotation, flip, scale/shift, "
-                 "brightness/contrast, Gaussian and impulse noise, illumination gain)."), ""]
+                 "brightness/contrast, Gaussian and impulse noise, illumination gain)"
+                 + (f"; the loss also follows the teacher's ({card['recipe']['teacher']}) softened answer on "
+                    f"each face before its noise (weight {card['recipe']['distill_weight']}, temperature "
+                    f"{card['recipe']['distill_temp']})" if card["recipe"].get("teacher") else "") + "."), ""]
         starts = card.get("warm_starts", [])
         if starts:
             runs = [f"run {i + 1} ({_epochs_text(w)}, lr {w['recipe']['lr']}): "
