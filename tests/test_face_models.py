@@ -299,6 +299,18 @@ def test_distilled_run_scores_and_selects_on_the_asked_conditions(shared_data: P
     assert "nope.pt: teacher weights not found" in capsys.readouterr().err
 
 
+def test_more_augmentation_workers_train_the_same_run(shared_data: Path, tmp_path: Path) -> None:
+    """``--workers`` only changes speed: each batch has its own seeded generator."""
+    losses = []
+    for workers in (1, 3):
+        cfg = TrainConfig(task="ecnn", epochs=1, batch_size=32, lr=0.02, limit=160, threads=1, workers=workers)
+        losses.append(train_ecnn(fer_npz(shared_data), tmp_path / str(workers), cfg)["epochs"][0]["train_loss"])
+    assert losses[0] == losses[1]
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    aug = FaceAugmenter()
+    assert not np.array_equal(aug(faces, np.random.default_rng(1)), aug(faces, np.random.default_rng(2)))
+
+
 def test_training_curves_show_a_metric_only_later_runs_recorded(tmp_path: Path) -> None:
     """A chain of runs where only the last scored the Gaussian condition still plots (the card's PNG)."""
     from rescnn_appliance.training.plots import plot_curves

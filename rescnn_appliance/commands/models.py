@@ -32,8 +32,11 @@ def _train_args(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int, 
     p.add_argument("--time-budget", type=float, default=0.0, metavar="MIN",
                    help="stop at an epoch boundary before this many minutes; continue with --resume")
     p.add_argument("--resume", action="store_true",
-                   help="continue from <out>/last.pt with the same settings (--epochs may grow; --time-budget, --threads may change)")
-    p.add_argument("--threads", type=int, default=0)
+                   help="continue from <out>/last.pt with the same settings (--epochs may grow; --time-budget, --threads, --workers may change)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for the step (default: torch's)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="threads augmenting the next batches meanwhile (default: half the cores, 1 to 8); "
+                        "the batches are the same for any N")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training faces")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--balance-floor", type=float, default=balance, metavar="F",
@@ -135,7 +138,7 @@ def _config(args: argparse.Namespace, task: str, input_size: int = 48):
         extra["init_from"] = str(_existing(args.init_from, "starting weights"))
     return TrainConfig(task=task, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                        precision=args.precision, time_budget_min=args.time_budget, threads=args.threads,
-                       limit=args.limit, seed=args.seed, input_size=input_size,
+                       limit=args.limit, seed=args.seed, input_size=input_size, workers=args.workers,
                        balance_floor=args.balance_floor,
                        augment=AugmentSettings(noise_p=args.noise_p, sigma_min=args.sigma_range[0],
                                                sigma_max=args.sigma_range[1]), **extra)

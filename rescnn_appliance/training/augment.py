@@ -64,9 +64,9 @@ class FaceAugmenter:
         self.size = size
         self.rng = np.random.default_rng(seed)
 
-    def geometry(self, faces: np.ndarray) -> np.ndarray:
+    def geometry(self, faces: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         n = faces.shape[0]
-        s, rng = self.s, self.rng
+        s, rng = self.s, rng or self.rng
         angle = np.deg2rad(rng.uniform(-s.rotate_deg, s.rotate_deg, n))
         scale = rng.uniform(*s.scale, n)
         flip = np.where(rng.random(n) < 0.5, -1.0, 1.0) if s.flip else np.ones(n)
@@ -84,8 +84,8 @@ class FaceAugmenter:
         x = (x - mean) * contrast + mean + bright
         return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
-    def sensor(self, faces: np.ndarray) -> np.ndarray:
-        s, rng = self.s, self.rng
+    def sensor(self, faces: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        s, rng = self.s, rng or self.rng
         out = faces.copy()
         for i in np.flatnonzero(rng.random(len(faces)) < s.noise_p):
             cond = Condition(
@@ -96,11 +96,15 @@ class FaceAugmenter:
             out[i] = apply_condition(faces[i], cond, rng)
         return out
 
-    def __call__(self, faces: np.ndarray) -> np.ndarray:
-        return prepare_faces(self.sensor(self.geometry(faces)), self.size)
+    def __call__(self, faces: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Augment a batch with ``rng`` (default: the augmenter's own generator); a generator per
+        batch makes batches independent of the order, or the thread, they are made in."""
+        rng = rng or self.rng
+        return prepare_faces(self.sensor(self.geometry(faces, rng), rng), self.size)
 
-    def pair(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pair(self, faces: np.ndarray, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The same random geometry and jitter, before and after sensor noise: ``(clean, noisy)``,
         for a teacher that sees the clean face while the student learns from the noisy one."""
-        shaped = self.geometry(faces)
-        return prepare_faces(shaped, self.size), prepare_faces(self.sensor(shaped), self.size)
+        rng = rng or self.rng
+        shaped = self.geometry(faces, rng)
+        return prepare_faces(shaped, self.size), prepare_faces(self.sensor(shaped, rng), self.size)

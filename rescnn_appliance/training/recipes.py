@@ -47,6 +47,7 @@ def train_ecnn(path: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False
         rng.shuffle(idx)
         return idx
 
+    torch.manual_seed(cfg.seed)  # the initial weights follow the run's seed too
     return train(build_ecnn(cfg.ecnn_blocks), data, cfg, out_dir, resume, order)
 
 
@@ -99,6 +100,7 @@ def train_va(fer_path: Path, affectnet_path: Path, out_dir: Path, cfg: TrainConf
 
     out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / "circumplex_coords.npy", coords)
+    torch.manual_seed(cfg.seed)  # the initial weights follow the run's seed too
     model = build_va_mobilenet(classes=cfg.va_classes)
     if cfg.va_classes:
         model.set_class_coordinates(torch.from_numpy(coords))

@@ -67,6 +67,7 @@ class TrainConfig:
     distill_weight: float = 0.5  # ecnn with a teacher: share of the loss that follows the teacher
     distill_temp: float = 2.0  # ecnn with a teacher: softmax temperature of that term
     val_conditions: tuple[str, ...] = ()  # ecnn: also score val under these; best = mean accuracy
+    workers: int = 0  # threads augmenting batches ahead of the step; 0: half the CPU cores, at most 8
     augment: AugmentSettings = field(default_factory=AugmentSettings)
 
 
@@ -166,6 +167,30 @@ def _distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+def augment_workers(requested: int) -> int:
+    """``requested`` threads, or for 0 half the machine's cores (1 to 8): a GPU is fed by the
+    CPU's augmentation, and one thread makes about 4,000 faces a second."""
+    return requested if requested > 0 else max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def prefetched(make: Callable[[int], Any], count: int, pool: ThreadPoolExecutor, ahead: int) -> Iterator[Any]:
+    """``make(0)``, ``make(1)``, ... ``make(count - 1)`` in order, each started ``ahead`` items
+    early on ``pool``'s threads.
+
+    Example::
+
+        >>> with ThreadPoolExecutor(2) as pool:
+        ...     list(prefetched(lambda i: i * i, 4, pool, ahead=2))
+        [0, 1, 4, 9]
+    """
+    pending = [pool.submit(make, i) for i in range(min(ahead, count))]
+    for i in range(count):
+        result = pending.pop(0).result()
+        if i + ahead < count:
+            pending.append(pool.submit(make, i + ahead))
+        yield result
+
+
 def _batches(order: np.ndarray, batch: int) -> Iterator[np.ndarray]:
     for i in range(0, len(order) - batch + 1, batch):
         yield order[i : i + batch]
@@ -224,7 +249,7 @@ def load_teacher(model: nn.Module, path: str, device: torch.device) -> nn.Module
     return teacher
 
 
-RESUMABLE_CHANGES = ("epochs", "time_budget_min", "threads", "init_from")
+RESUMABLE_CHANGES = ("epochs", "time_budget_min", "threads", "init_from", "workers")
 
 
 def recipe_changes(recorded: dict[str, Any], cfg: TrainConfig) -> list[str]:
@@ -294,10 +319,12 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "mixed" and device.type == "cuda")
-    augmenter = FaceAugmenter(cfg.augment, size=cfg.input_size, seed=cfg.seed + 1000 * start_epoch + rank)
+    augmenter = FaceAugmenter(cfg.augment, size=cfg.input_size)
     started = time.monotonic()
     epoch_seconds: list[float] = []
-    pool = ThreadPoolExecutor(max_workers=1)
+    workers = augment_workers(cfg.workers)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    augment = augmenter.pair if teacher is not None else augmenter
 
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.time_budget_min and epoch_seconds:
@@ -310,16 +337,17 @@ def train(model: nn.Module, data: TrainData, cfg: TrainConfig, out_dir: Path, re
         batches = list(_batches(order, cfg.batch_size))
         net.train()
         running, seen = 0.0, 0
-        make_batch = augmenter.pair if teacher is not None else augmenter
-        future = pool.submit(make_batch, data.x[batches[0]]) if batches else None
-        bar = tqdm(batches, desc=f"{cfg.task} epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0,
+
+        def make_batch(i: int, epoch: int = epoch, batches: list[np.ndarray] = batches) -> Any:
+            # a generator per (seed, rank, epoch, batch): the same batches for any worker count
+            return augment(data.x[batches[i]], np.random.default_rng([cfg.seed, rank, epoch, i]))
+
+        bar = tqdm(zip(batches, prefetched(make_batch, len(batches), pool, ahead=2 * workers)),
+                   total=len(batches), desc=f"{cfg.task} epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0,
                    mininterval=5.0, leave=False)
-        for i, idx in enumerate(bar):
-            ready = future.result()
+        for idx, ready in bar:
             clean, noisy = ready if teacher is not None else (None, ready)
             inp = torch.from_numpy(noisy).to(device).contiguous(memory_format=torch.channels_last)
-            if i + 1 < len(batches):
-                future = pool.submit(make_batch, data.x[batches[i + 1]])
             target = torch.from_numpy(data.targets[idx]).to(device)
             with torch.autocast(device.type, dtype=autocast_dtype(device), enabled=cfg.precision == "mixed"):
                 out = net(inp)
