@@ -146,6 +146,14 @@ def _calibration_lines(variant: dict[str, Any]) -> list[str]:
     return [f"int8 activation ranges: {cal['ranges']}, the one closer to fp32 on val ({tried}).", ""]
 
 
+def _distillation_text(recipe: dict[str, Any]) -> str:
+    """The recipe line's note on a teacher, empty for a run without one."""
+    if not recipe.get("teacher"):
+        return ""
+    return (f"; the loss also follows the teacher's ({recipe['teacher']}) softened answer on each face before "
+            f"its noise (weight {recipe['distill_weight']}, temperature {recipe['distill_temp']})")
+
+
 def _md_table(report: dict[str, Any], key: str) -> str:
     rows = []
     for cond, r in report["conditions"].items():
@@ -219,10 +227,7 @@ def ship(ck_root: Path, out: Path, fer_path: Path, affectnet_path: Path) -> dict
                  f"Input: {card['input']['preprocessing']}.", "", f"Training data: {card['training_data']}", "",
                  (f"Recipe: {json.dumps({k: card['recipe'][k] for k in RECIPE_KEYS[card['name']] if k in card['recipe']})}; "
                  "SGD Nesterov, one-cycle LR, EMA weights, augmentation (rotation, flip, scale/shift, "
-                 "brightness/contrast, Gaussian and impulse noise, illumination gain)"
-                 + (f"; the loss also follows the teacher's ({card['recipe']['teacher']}) softened answer on "
-                    f"each face before its noise (weight {card['recipe']['distill_weight']}, temperature "
-                    f"{card['recipe']['distill_temp']})" if card["recipe"].get("teacher") else "") + "."), ""]
+                 f"brightness/contrast, Gaussian and impulse noise, illumination gain){_distillation_text(card['recipe'])}."), ""]
         starts = card.get("warm_starts", [])
         if starts:
             runs = [f"run {i + 1} ({_epochs_text(w)}, lr {w['recipe']['lr']}): "
